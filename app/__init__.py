@@ -1,0 +1,97 @@
+"""coupon-rush: first-come-first-served coupon issuance behind one download endpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from app import embedded
+from app.config import DEV_JWT_SECRET, Config, validate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, with ``config`` overriding it (tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(Config().as_dict())
+    if config:
+        app.config.update(config)
+    validate(app.config)
+    resolve_services(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def resolve_services(app: Flask) -> None:
+    """Fill in the embedded defaults: an SQLite file and a Redis server in the instance folder."""
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'coupon_rush.sqlite3'}"
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = embedded.ensure_server(instance)
+    if not app.config["JWT_SECRET_KEY"]:
+        log.warning("JWT_SECRET_KEY is not set: using the development secret (refused in production)")
+        app.config["JWT_SECRET_KEY"] = DEV_JWT_SECRET
+    app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(seconds=app.config["JWT_ACCESS_TOKEN_EXPIRES_S"])
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Several processes share the file: wait for a writer rather than fail at once.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    else:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_size": app.config["DB_POOL_SIZE"], "max_overflow": 0,
+            "pool_timeout": app.config["DB_POOL_TIMEOUT_S"], "pool_pre_ping": True, "pool_recycle": 3600}
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the database, migrations, JWT and the per-process clients."""
+    from app.auth import register_jwt_handlers
+    from app.extensions import db, init_clients, jwt, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+                     render_as_batch=True)
+    jwt.init_app(app)
+    register_jwt_handlers(app)
+    init_clients(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_wal)
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    """WAL lets the API read while the drain writes."""
+    dbapi_conn.execute("PRAGMA journal_mode=WAL")
+    dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the API."""
+    from app import auth, coupons, health, members
+
+    for module in (auth, coupons, members, health):
+        app.register_blueprint(module.bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """One JSON shape for every error."""
+    from app.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    """The ``flask`` CLI commands."""
+    from app.commands import register_commands as register
+
+    register(app)

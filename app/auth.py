@@ -1,0 +1,95 @@
+"""Sign-up, log-in, and the role checks every other blueprint uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, Response, jsonify
+from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.errors import BadCredentials, Conflict, Forbidden, Unauthorized, error_response
+from app.extensions import db, jwt
+from app.models import Member
+from app.validation import Credentials, parse
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+View = TypeVar("View", bound=Callable[..., Any])
+ROLES = ("member", "seller")
+
+
+def create_member(username: str, password: str, role: str = "member") -> Member:
+    """Store a new member with a scrypt password hash; Conflict if the name is taken."""
+    member = Member(username=username, password_hash=generate_password_hash(password), role=role)
+    db.session.add(member)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("username_taken", "That username is taken.") from None
+    return member
+
+
+def access_token_for(member_id: int, role: str) -> str:
+    """An access token: identity is the member id as a string, the role a claim."""
+    return create_access_token(identity=str(member_id), additional_claims={"role": role})
+
+
+@bp.post("/signup")
+def signup() -> tuple[Response, int]:
+    """Create a member account."""
+    body = parse(Credentials)
+    member = create_member(body.username, body.password)
+    return jsonify(id=member.id, username=member.username, role=member.role), 201
+
+
+@bp.post("/login")
+def login() -> Response:
+    """Exchange a username and password for an access token."""
+    body = parse(Credentials)
+    member = db.session.scalar(select(Member).where(Member.username == body.username))
+    if member is None or not check_password_hash(member.password_hash, body.password):
+        raise BadCredentials()
+    return jsonify(access_token=access_token_for(member.id, member.role))
+
+
+def role_required(*roles: str) -> Callable[[View], View]:
+    """Require a valid access token whose role claim is one of ``roles``."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request()
+            if get_jwt().get("role") not in roles:
+                raise Forbidden()
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def current_member_id() -> int:
+    """The signed-in member's id, from the token's subject."""
+    try:
+        return int(get_jwt()["sub"])
+    except (KeyError, TypeError, ValueError):
+        raise Unauthorized() from None
+
+
+def register_jwt_handlers(app: Flask) -> None:
+    """Every token failure answers the contract's 401 JSON (flask-jwt-extended says 422 by default)."""
+
+    def unauthorized(reason: str) -> tuple[Response, int]:
+        return error_response(401, "unauthorized", reason)
+
+    jwt.unauthorized_loader(unauthorized)
+    jwt.invalid_token_loader(unauthorized)
+    jwt.expired_token_loader(lambda _header, _payload: unauthorized("The token has expired."))
+    jwt.revoked_token_loader(lambda _header, _payload: unauthorized("The token has been revoked."))
+    jwt.needs_fresh_token_loader(lambda _header, _payload: unauthorized("A fresh token is required."))
+    jwt.user_lookup_error_loader(lambda _header, _payload: unauthorized("Unknown member."))

@@ -1,0 +1,74 @@
+"""Configuration read from the environment, with explicit casts and units in the names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+DEV_JWT_SECRET = "coupon-rush-development-secret-change-me"  # noqa: S105 - refused in production
+STRATEGIES = ("lock", "lua")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run; raised at start, never at the first request."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+class Config:
+    """Every setting of the service; read once from the environment at start."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.APP_ENV = env.get("APP_ENV", "development")
+        self.ISSUE_STRATEGY = env.get("ISSUE_STRATEGY", "lua")
+        self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or None  # None: SQLite in instance/
+        self.REDIS_URL = env.get("REDIS_URL") or None  # None: embedded Redis in instance/
+        self.REDIS_CLUSTER_URL = env.get("REDIS_CLUSTER_URL") or None
+        self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY") or None  # None: development secret
+        self.JWT_ACCESS_TOKEN_EXPIRES_S = _int(env, "JWT_ACCESS_TOKEN_EXPIRES_S", 24 * 3600)
+        # The lock strategy: how long a holder may keep the coupon lock, how long a request waits.
+        self.LOCK_EXPIRE_S = _int(env, "LOCK_EXPIRE_S", 5)
+        self.LOCK_WAIT_S = _int(env, "LOCK_WAIT_S", 3)
+        # The drain: rows per INSERT, scheduler cadence, how long one job may hold a coupon's drain.
+        self.DRAIN_BATCH = _int(env, "DRAIN_BATCH", 1000)
+        self.DRAIN_INTERVAL_MS = _int(env, "DRAIN_INTERVAL_MS", 100)
+        self.DRAIN_LOCK_EXPIRE_S = _int(env, "DRAIN_LOCK_EXPIRE_S", 10)
+        self.DRAIN_MAX_RUN_S = _int(env, "DRAIN_MAX_RUN_S", 30)
+        self.DRAIN_QUEUE = env.get("DRAIN_QUEUE", "drain")
+        # Pools are per process: size them to the threads of one gunicorn worker.
+        self.REDIS_POOL_SIZE = _int(env, "REDIS_POOL_SIZE", 64)
+        self.REDIS_SOCKET_TIMEOUT_S = _int(env, "REDIS_SOCKET_TIMEOUT_S", 10)
+        self.DB_POOL_SIZE = _int(env, "DB_POOL_SIZE", 20)
+        self.DB_POOL_TIMEOUT_S = _int(env, "DB_POOL_TIMEOUT_S", 5)
+        self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH_BYTES", 64 * 1024)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a mapping for ``app.config.update``."""
+        return {k: v for k, v in vars(self).items() if k.isupper()}
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Refuse a configuration that cannot work, with a message that says what to change."""
+    if config["ISSUE_STRATEGY"] not in STRATEGIES:
+        raise ConfigError(
+            f"ISSUE_STRATEGY must be one of {', '.join(STRATEGIES)}; got {config['ISSUE_STRATEGY']!r}"
+        )
+    if config["APP_ENV"] == "production" and config["JWT_SECRET_KEY"] in (None, DEV_JWT_SECRET):
+        raise ConfigError("APP_ENV=production needs JWT_SECRET_KEY set to a secret of your own")
+    if config["LOCK_WAIT_S"] > config["LOCK_EXPIRE_S"]:
+        raise ConfigError("LOCK_WAIT_S must not exceed LOCK_EXPIRE_S (python-redis-lock refuses it)")
+    if config["LOCK_EXPIRE_S"] >= config["REDIS_SOCKET_TIMEOUT_S"]:
+        raise ConfigError("REDIS_SOCKET_TIMEOUT_S must exceed LOCK_EXPIRE_S: lock waiters block in BLPOP")
+    for name in ("DRAIN_BATCH", "DRAIN_INTERVAL_MS", "REDIS_POOL_SIZE", "DB_POOL_SIZE", "LOCK_WAIT_S"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")

@@ -1,0 +1,42 @@
+"""Coupons: sellers register and read stats; members read and download."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from app import issuance
+from app.auth import current_member_id, role_required
+from app.validation import NewCoupon, parse
+
+bp = Blueprint("coupons", __name__, url_prefix="/coupons")
+
+
+@bp.post("")
+@role_required("seller")
+def create() -> tuple[Response, int]:
+    """Register a coupon and load it for issuance."""
+    return jsonify(issuance.register_coupon(current_member_id(), parse(NewCoupon))), 201
+
+
+@bp.get("/<int:coupon_id>")
+@role_required("member", "seller")
+def show(coupon_id: int) -> Response:
+    """A coupon with what remains of it."""
+    return jsonify(issuance.coupon_view(coupon_id))
+
+
+@bp.post("/<int:coupon_id>/download")
+@role_required("member")
+def download(coupon_id: int) -> tuple[Response, int]:
+    """The hot endpoint: 201 issued (lock) or 202 pending (lua)."""
+    member_id = current_member_id()
+    outcome = issuance.download(coupon_id, member_id)
+    status = 201 if outcome is issuance.Outcome.ISSUED else 202
+    return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), status
+
+
+@bp.get("/<int:coupon_id>/stats")
+@role_required("seller")
+def stats(coupon_id: int) -> Response:
+    """Reserved, persisted and pending counts for the coupon's seller."""
+    return jsonify(issuance.coupon_stats(coupon_id, current_member_id()))

@@ -1,0 +1,88 @@
+"""Extension objects, unbound until ``init_app``; Redis clients and the strategy, one per process."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+from flask_jwt_extended import JWTManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+
+import strategies
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the models."""
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+jwt = JWTManager()
+
+
+class Clients:
+    """This process's Redis clients and strategy, built on first use after any fork."""
+
+    def __init__(self, app: Flask) -> None:
+        self._config = app.config
+        self._app = app
+        self._pid = -1
+        self._issuance: Any = None
+        self._broker: redis.Redis | None = None
+        self._strategy: strategies.IssueStrategy | None = None
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():  # a forked child must not share its parent's sockets
+            self._pid = os.getpid()
+            self._issuance = self._broker = self._strategy = None
+
+    @property
+    def broker(self) -> redis.Redis:
+        """The standalone Redis at REDIS_URL: RQ's broker, and issuance state without a cluster."""
+        self._check_pid()
+        if self._broker is None:
+            self._broker = redis.Redis.from_url(
+                self._config["REDIS_URL"], max_connections=self._config["REDIS_POOL_SIZE"],
+                socket_timeout=self._config["REDIS_SOCKET_TIMEOUT_S"], socket_connect_timeout=2,
+                health_check_interval=30)
+        return self._broker
+
+    @property
+    def issuance(self) -> Any:
+        """Where issuance state lives: the cluster at REDIS_CLUSTER_URL, else the broker's Redis."""
+        self._check_pid()
+        if self._issuance is None:
+            url = self._config["REDIS_CLUSTER_URL"]
+            if url:
+                self._issuance = redis.RedisCluster.from_url(
+                    url, max_connections=self._config["REDIS_POOL_SIZE"],
+                    socket_timeout=self._config["REDIS_SOCKET_TIMEOUT_S"], socket_connect_timeout=2)
+            else:
+                self._issuance = self.broker
+        return self._issuance
+
+    @property
+    def strategy(self) -> strategies.IssueStrategy:
+        """The strategy ISSUE_STRATEGY names, with its scripts registered on this process's client."""
+        self._check_pid()
+        if self._strategy is None:
+            with self._app.app_context():
+                engine = db.engine
+            self._strategy = strategies.build(
+                self._config["ISSUE_STRATEGY"], client=self.issuance, engine=engine,
+                lock_expire_s=self._config["LOCK_EXPIRE_S"], lock_wait_s=self._config["LOCK_WAIT_S"])
+        return self._strategy
+
+
+def init_clients(app: Flask) -> None:
+    """Attach this app's per-process clients."""
+    app.extensions["coupon_rush"] = Clients(app)
+
+
+def clients() -> Clients:
+    """The current app's clients."""
+    return current_app.extensions["coupon_rush"]  # type: ignore[no-any-return]

@@ -1,0 +1,37 @@
+"""Liveness of the service's dependencies."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, jsonify
+
+from app.extensions import clients, db
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """200 when Redis and the database answer, else 503 naming what does not."""
+    checks = {"redis": _check(lambda: clients().issuance.ping()),
+              "database": _check(lambda: db.session.execute(sa.text("SELECT 1")))}
+    if checks["redis"] and clients().issuance is not clients().broker:
+        checks["broker"] = _check(lambda: clients().broker.ping())
+    healthy = all(checks.values())
+    body = {name: "ok" if ok else "down" for name, ok in checks.items()}
+    if not healthy:
+        body.update(error="unavailable", message="A dependency does not answer.")
+    return jsonify(body), 200 if healthy else 503
+
+
+def _check(probe) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        probe()
+        return True
+    except Exception as exc:
+        log.warning("health check failed: %s", exc)
+        db.session.rollback()
+        return False

@@ -1,0 +1,71 @@
+"""Request bodies: parsed strictly (no type coercion) into pydantic models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+from flask import request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+
+from app.errors import InvalidRequest
+
+MAX_QUANTITY = 10_000_000
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _to_naive_utc(value: datetime) -> datetime:
+    """Zone-aware times are converted to UTC; naive ones are taken as UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    if not datetime(1970, 1, 2) <= value <= datetime(9999, 1, 1):
+        raise ValueError("time out of range")
+    return value
+
+
+UtcTime = Annotated[datetime, AfterValidator(_to_naive_utc)]
+
+
+class Body(BaseModel):
+    """Strict: a string is never a number, unknown fields are refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Credentials(Body):
+    """Sign-up and log-in."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class NewCoupon(Body):
+    """A coupon a seller registers."""
+
+    name: str = Field(min_length=1, max_length=100)
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
+    starts_at: UtcTime | None = None
+    ends_at: UtcTime | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> NewCoupon:
+        start = self.starts_at or datetime.now(UTC).replace(tzinfo=None)
+        if self.ends_at is not None and self.ends_at <= start:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+def parse(model: type[Model]) -> Model:
+    """The request's JSON body as ``model``, or a 400 that says which field is wrong and why."""
+    try:
+        return model.model_validate_json(request.get_data(cache=True) or b"")
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

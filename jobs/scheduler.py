@@ -1,0 +1,92 @@
+"""The scheduler: every DRAIN_INTERVAL_MS, enqueue a drain for each coupon with waiting winners.
+
+``python -m jobs.scheduler``. Run one. It keeps no state of its own, so a kill -9 at any moment
+loses nothing: the winners wait in Redis and the next scheduler picks them up.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+import redis
+from rq import Queue
+
+from app.logs import configure as configure_logging
+from jobs.drain import drain_coupon
+from strategies import keys
+
+log = logging.getLogger(__name__)
+
+# How long an enqueued-but-not-started drain blocks another for the same coupon. Past it (a
+# worker died before starting the job) the scheduler enqueues again.
+ENQUEUED_MARK_TTL_S = 30
+
+
+def tick(issuance: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int) -> int:
+    """One pass over the registry: enqueue drains where winners wait; forget finished coupons."""
+    coupon_ids = [int(c) for c in issuance.smembers(keys.REGISTRY)]
+    if not coupon_ids:
+        return 0
+    pipe = issuance.pipeline(transaction=False)
+    for coupon_id in coupon_ids:
+        pipe.zcard(keys.queue(coupon_id))
+        pipe.hmget(keys.coupon(coupon_id), "stock", "ends_ms")
+    replies = pipe.execute()
+    now_ms = int(time.time() * 1000)
+    enqueued = 0
+    for i, coupon_id in enumerate(coupon_ids):
+        waiting, (stock, ends_ms) = replies[2 * i], replies[2 * i + 1]
+        if waiting:
+            if broker.set(keys.drain_enqueued(coupon_id), 1, nx=True, ex=ENQUEUED_MARK_TTL_S):
+                queue.enqueue(drain_coupon, coupon_id, job_timeout=job_timeout_s, result_ttl=0,
+                              failure_ttl=24 * 3600, description=f"drain coupon {coupon_id}")
+                enqueued += 1
+        elif _finished(stock, ends_ms, now_ms):
+            # Sold out or ended, and nothing waiting: no winner can arrive any more.
+            issuance.srem(keys.REGISTRY, coupon_id)
+    return enqueued
+
+
+def _finished(stock: bytes | None, ends_ms: bytes | None, now_ms: int) -> bool:
+    if stock is None:
+        return True
+    ended = ends_ms is not None and 0 < int(ends_ms) <= now_ms
+    return int(stock) <= 0 or ended
+
+
+def main() -> None:
+    """Tick until SIGTERM or Ctrl-C; an outage is logged and retried, never fatal."""
+    configure_logging("scheduler")
+    from jobs.worker import app_context
+
+    stopping = False
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    with app_context() as app:
+        from app.extensions import clients
+
+        interval_s = app.config["DRAIN_INTERVAL_MS"] / 1000
+        queue = Queue(app.config["DRAIN_QUEUE"], connection=clients().broker)
+        job_timeout_s = app.config["DRAIN_MAX_RUN_S"] + 60
+        log.info("scheduling drains every %s ms on queue %s", app.config["DRAIN_INTERVAL_MS"], queue.name)
+        try:
+            while not stopping:
+                try:
+                    tick(clients().issuance, clients().broker, queue, job_timeout_s)
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    log.warning("Redis unreachable, retrying: %s", exc)
+                time.sleep(interval_s)
+        except KeyboardInterrupt:
+            pass
+    log.info("scheduler stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+-- Decide one download request of the lua strategy, atomically.
+-- Checks everything first (a script has no rollback), then marks the winner.
+--
+-- KEYS[1]  coupon:{id}                 hash: stock, starts_ms, ends_ms (0 = no end)
+-- KEYS[2]  coupon_winners:{id}         set of member ids who won
+-- KEYS[3]  issuable_coupon_queue:{id}  sorted set of winners waiting for persistence,
+--                                      scored by acceptance time in microseconds
+-- ARGV[1]  member id
+--
+-- Returns: 0 accepted (now a winner, queued), 1 coupon not found, 2 not started,
+--          3 ended, 4 already issued, 5 sold out.
+
+local state = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms')
+if not state[1] then
+  return 1
+end
+
+local now = redis.call('TIME')
+local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local now_ms = math.floor(now_us / 1000)
+if now_ms < tonumber(state[2]) then
+  return 2
+end
+local ends_ms = tonumber(state[3])
+if ends_ms > 0 and now_ms >= ends_ms then
+  return 3
+end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return 4
+end
+if tonumber(state[1]) <= 0 then
+  return 5
+end
+
+redis.call('HINCRBY', KEYS[1], 'stock', -1)
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], now_us, ARGV[1])
+return 0

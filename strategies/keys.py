@@ -1,0 +1,35 @@
+"""Redis key names: every key one issuance touches carries the coupon's hash tag ``{<id>}``."""
+
+# Coupons whose queue may still receive or hold winners; the scheduler reads it instead of
+# scanning the keyspace. Not part of any script, so it needs no hash tag.
+REGISTRY = "coupon_registry"
+
+
+def coupon(coupon_id: int) -> str:
+    """Hash of the coupon's state: name, quantity, stock, starts_ms, ends_ms."""
+    return f"coupon:{{{coupon_id}}}"
+
+
+def winners(coupon_id: int) -> str:
+    """Set of members who won the coupon (lua strategy)."""
+    return f"coupon_winners:{{{coupon_id}}}"
+
+
+def queue(coupon_id: int) -> str:
+    """Sorted set of winners waiting for persistence, scored by acceptance time in microseconds."""
+    return f"issuable_coupon_queue:{{{coupon_id}}}"
+
+
+def issue_lock(coupon_id: int) -> str:
+    """Name of the lock strategy's per-coupon lock (python-redis-lock prefixes ``lock:``)."""
+    return f"coupon:{{{coupon_id}}}"
+
+
+def drain_lock(coupon_id: int) -> str:
+    """Name of the lock that keeps one drain per coupon at a time."""
+    return f"drain:{{{coupon_id}}}"
+
+
+def drain_enqueued(coupon_id: int) -> str:
+    """Marker on the broker: a drain job for the coupon is waiting in RQ's queue."""
+    return f"drain_enqueued:{coupon_id}"

@@ -1,0 +1,94 @@
+"""The service's real processes for tests: gunicorn, the RQ worker, the scheduler."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.05) -> object:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(every_s)
+
+
+class Proc:
+    """A child process in its own session, so a kill reaches all of it."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.log = log
+        self._out = open(log, "ab")
+        self.popen = subprocess.Popen(args, cwd=ROOT, env=dict(env), stdout=self._out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group: a crash, no cleanup."""
+        self._signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.popen.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self._out.close()
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def output(self) -> str:
+        """What the process printed so far."""
+        return self.log.read_text(errors="replace")
+
+
+def start_gunicorn(env: Mapping[str, str], log: Path, workers: int = 2, threads: int = 16) -> tuple[Proc, str]:
+    """gunicorn with the production config on a free port; returns once /healthz answers 200."""
+    port = free_port()
+    run_env = dict(env, PORT=str(port), HOST="127.0.0.1", WEB_WORKERS=str(workers), WEB_THREADS=str(threads))
+    proc = Proc([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], run_env, log)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
+        try:
+            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_for(healthy, 30, "gunicorn to answer /healthz")
+    return proc, base
+
+
+def start_module(module: str, env: Mapping[str, str], log: Path) -> Proc:
+    """``python -m <module>`` (jobs.worker, jobs.scheduler) with ``env``."""
+    return Proc([sys.executable, "-m", module], env, log)
