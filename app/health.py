@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """200 when Redis and the database answer, else 503 naming what does not."""
-    checks = {"redis": _check(lambda: clients().issuance.ping()),
-              "database": _check(lambda: db.session.execute(sa.text("SELECT 1")))}
+    checks = {
+        "redis": _check(lambda: clients().issuance.ping()),
+        "database": _check(lambda: db.session.execute(sa.text("SELECT 1"))),
+    }
     if checks["redis"] and clients().issuance is not clients().broker:
         checks["broker"] = _check(lambda: clients().broker.ping())
     healthy = all(checks.values())

@@ -35,19 +35,36 @@ def from_epoch_ms(value: int) -> datetime | None:
 
 def register_coupon(seller_id: int, body: NewCoupon) -> dict[str, Any]:
     """Store the coupon, then load its state into Redis; undo the row if Redis refuses."""
-    coupon = Coupon(name=body.name, quantity=body.quantity, starts_at=body.starts_at or utcnow(),
-                    ends_at=body.ends_at, seller_id=seller_id)
+    coupon = Coupon(
+        name=body.name,
+        quantity=body.quantity,
+        starts_at=body.starts_at or utcnow(),
+        ends_at=body.ends_at,
+        seller_id=seller_id,
+    )
     db.session.add(coupon)
     db.session.commit()
     try:
-        state.register(clients().issuance, coupon.id, coupon.name, coupon.quantity,
-                       epoch_ms(coupon.starts_at), epoch_ms(coupon.ends_at))
+        state.register(
+            clients().issuance,
+            coupon.id,
+            coupon.name,
+            coupon.quantity,
+            epoch_ms(coupon.starts_at),
+            epoch_ms(coupon.ends_at),
+        )
     except Exception:
         db.session.delete(coupon)
         db.session.commit()
         raise
-    return {"id": coupon.id, "name": coupon.name, "quantity": coupon.quantity, "remaining": coupon.quantity,
-            "starts_at": iso(coupon.starts_at), "ends_at": iso(coupon.ends_at)}
+    return {
+        "id": coupon.id,
+        "name": coupon.name,
+        "quantity": coupon.quantity,
+        "remaining": coupon.quantity,
+        "starts_at": iso(coupon.starts_at),
+        "ends_at": iso(coupon.ends_at),
+    }
 
 
 def coupon_view(coupon_id: int) -> dict[str, Any]:
@@ -55,8 +72,14 @@ def coupon_view(coupon_id: int) -> dict[str, Any]:
     found = state.read(clients().issuance, coupon_id) if coupon_id <= MAX_ID else None
     if found is None:
         raise CouponNotFound()
-    return {"id": coupon_id, "name": found.name, "quantity": found.quantity, "remaining": max(found.stock, 0),
-            "starts_at": iso(from_epoch_ms(found.starts_ms)), "ends_at": iso(from_epoch_ms(found.ends_ms))}
+    return {
+        "id": coupon_id,
+        "name": found.name,
+        "quantity": found.quantity,
+        "remaining": max(found.stock, 0),
+        "starts_at": iso(from_epoch_ms(found.starts_ms)),
+        "ends_at": iso(from_epoch_ms(found.ends_ms)),
+    }
 
 
 def download(coupon_id: int, member_id: int) -> Outcome:
@@ -71,7 +94,9 @@ def member_coupons(member_id: int) -> list[dict[str, Any]]:
     """The member's persisted coupons, then the ones won and still waiting in a queue."""
     rows = db.session.execute(
         sa.select(MemberCoupon.coupon_id, MemberCoupon.issued_at)
-        .where(MemberCoupon.member_id == member_id).order_by(MemberCoupon.issued_at)).all()
+        .where(MemberCoupon.member_id == member_id)
+        .order_by(MemberCoupon.issued_at)
+    ).all()
     listed = [{"coupon_id": r.coupon_id, "status": "issued", "issued_at": iso(r.issued_at)} for r in rows]
     persisted = {r.coupon_id for r in rows}
     for coupon_id, accepted_us in _pending(member_id):
@@ -102,7 +127,11 @@ def coupon_stats(coupon_id: int, seller_id: int) -> dict[str, int]:
     client = clients().issuance
     found = state.read(client, coupon_id)
     reserved = coupon.quantity - max(found.stock, 0) if found else 0
-    persisted = db.session.scalar(
-        sa.select(sa.func.count()).select_from(MemberCoupon).where(MemberCoupon.coupon_id == coupon_id)) or 0
+    persisted = (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(MemberCoupon).where(MemberCoupon.coupon_id == coupon_id)
+        )
+        or 0
+    )
     pending = int(client.zcard(keys.queue(coupon_id)))
     return {"quantity": coupon.quantity, "reserved": reserved, "persisted": persisted, "pending": pending}

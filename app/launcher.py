@@ -32,13 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app()
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
-    env = dict(os.environ, REDIS_URL=app.config["REDIS_URL"],
-               DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], PYTHONUNBUFFERED="1")
-    print(f"coupon-rush: API on http://127.0.0.1:{args.port}  strategy={app.config['ISSUE_STRATEGY']}  "
-          f"database={app.config['SQLALCHEMY_DATABASE_URI']}  redis={app.config['REDIS_URL']}  (Ctrl-C stops)",
-          flush=True)
-    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "--port", str(args.port)],
-                              cwd=ROOT, env=env)
+    env = dict(
+        os.environ,
+        REDIS_URL=app.config["REDIS_URL"],
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        PYTHONUNBUFFERED="1",
+    )
+    print(
+        f"coupon-rush: API on http://127.0.0.1:{args.port}  strategy={app.config['ISSUE_STRATEGY']}  "
+        f"database={app.config['SQLALCHEMY_DATABASE_URI']}  redis={app.config['REDIS_URL']}  (Ctrl-C stops)",
+        flush=True,
+    )
+    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "--port", str(args.port)], cwd=ROOT, env=env)
     try:
         return honcho.wait()
     except KeyboardInterrupt:  # honcho got the same Ctrl-C and is stopping its processes

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Base, db
+
+if TYPE_CHECKING:  # mypy cannot see through db.Model; it is a subclass of Base
+    Model = Base
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -16,7 +22,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class Member(db.Model):
+class Member(Model):
     """A person who signs in: a member who downloads, or a seller who registers coupons."""
 
     __tablename__ = "member"
@@ -28,7 +34,7 @@ class Member(db.Model):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
-class Coupon(db.Model):
+class Coupon(Model):
     """A coupon a seller registered, with a limited quantity and an issuance window."""
 
     __tablename__ = "coupon"
@@ -42,7 +48,7 @@ class Coupon(db.Model):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
-class MemberCoupon(db.Model):
+class MemberCoupon(Model):
     """One coupon given to one member; the row every 201/202 becomes.
 
     No foreign keys: the batched drain inserts tens of thousands of rows a second, and both ids
@@ -56,5 +62,6 @@ class MemberCoupon(db.Model):
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     member_id: Mapped[int] = mapped_column(sa.BigInteger)
     coupon_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
-    issued_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=False).with_variant(
-        mysql.DATETIME(fsp=6), "mysql", "mariadb"), default=utcnow)
+    issued_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"), default=utcnow
+    )

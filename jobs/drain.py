@@ -18,12 +18,10 @@ log = logging.getLogger(__name__)
 
 def insert_ignore() -> sa.Insert:
     """One idempotent bulk insert for MySQL/MariaDB and SQLite alike."""
-    return sa.insert(member_coupon).prefix_with("IGNORE", dialect="mysql").prefix_with(
-        "OR IGNORE", dialect="sqlite")
+    return sa.insert(member_coupon).prefix_with("IGNORE", dialect="mysql").prefix_with("OR IGNORE", dialect="sqlite")
 
 
-def drain(client: Any, engine: sa.Engine, coupon_id: int, batch: int, lock_expire_s: int,
-          max_run_s: float) -> int:
+def drain(client: Any, engine: sa.Engine, coupon_id: int, batch: int, lock_expire_s: int, max_run_s: float) -> int:
     """Persist the coupon's queue oldest first; return the rows moved.
 
     Each batch is read, inserted with INSERT IGNORE and committed, and only then removed from
@@ -44,8 +42,10 @@ def drain(client: Any, engine: sa.Engine, coupon_id: int, batch: int, lock_expir
             entries = client.zrange(keys.queue(coupon_id), 0, batch - 1, withscores=True)
             if not entries:
                 break
-            rows = [{"member_id": int(member), "coupon_id": coupon_id, "issued_at": _from_us(score)}
-                    for member, score in entries]
+            rows = [
+                {"member_id": int(member), "coupon_id": coupon_id, "issued_at": _from_us(score)}
+                for member, score in entries
+            ]
             with engine.begin() as conn:
                 conn.execute(insert_ignore(), rows)
             client.zrem(keys.queue(coupon_id), *(member for member, _ in entries))
@@ -78,5 +78,11 @@ def drain_coupon(coupon_id: int) -> int:
 
         clients().broker.delete(keys.drain_enqueued(coupon_id))  # lets the scheduler enqueue the next
         cfg = app.config
-        return drain(clients().issuance, db.engine, coupon_id, cfg["DRAIN_BATCH"], cfg["DRAIN_LOCK_EXPIRE_S"],
-                     cfg["DRAIN_MAX_RUN_S"])
+        return drain(
+            clients().issuance,
+            db.engine,
+            coupon_id,
+            cfg["DRAIN_BATCH"],
+            cfg["DRAIN_LOCK_EXPIRE_S"],
+            cfg["DRAIN_MAX_RUN_S"],
+        )

@@ -41,8 +41,14 @@ def tick(issuance: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int) -
         waiting, (stock, ends_ms) = replies[2 * i], replies[2 * i + 1]
         if waiting:
             if broker.set(keys.drain_enqueued(coupon_id), 1, nx=True, ex=ENQUEUED_MARK_TTL_S):
-                queue.enqueue(drain_coupon, coupon_id, job_timeout=job_timeout_s, result_ttl=0,
-                              failure_ttl=24 * 3600, description=f"drain coupon {coupon_id}")
+                queue.enqueue(
+                    drain_coupon,
+                    coupon_id,
+                    job_timeout=job_timeout_s,
+                    result_ttl=0,
+                    failure_ttl=24 * 3600,
+                    description=f"drain coupon {coupon_id}",
+                )
                 enqueued += 1
         elif _finished(stock, ends_ms, now_ms):
             # Sold out or ended, and nothing waiting: no winner can arrive any more.

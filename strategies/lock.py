@@ -31,8 +31,9 @@ class LockStrategy:
     so an unknown commit can cost one unit of stock (undersell) but never oversell.
     """
 
-    def __init__(self, client: Any, engine: sa.Engine, lock_expire_s: int = 5, lock_wait_s: int = 3,
-                 **_settings: Any) -> None:
+    def __init__(
+        self, client: Any, engine: sa.Engine, lock_expire_s: int = 5, lock_wait_s: int = 3, **_settings: Any
+    ) -> None:
         self._client = client
         self._engine = engine
         self._expire_s = lock_expire_s
@@ -59,8 +60,7 @@ class LockStrategy:
             try:
                 lock.release()
             except redis_lock.NotAcquired:
-                log.warning("lock on coupon %s expired while held; stock and UNIQUE kept the guarantees",
-                            coupon_id)
+                log.warning("lock on coupon %s expired while held; stock and UNIQUE kept the guarantees", coupon_id)
 
     def _issue_locked(self, coupon_id: int, member_id: int) -> Outcome:
         stock = self._client.hget(keys.coupon(coupon_id), "stock")
@@ -70,8 +70,11 @@ class LockStrategy:
             if self._has_row(conn, coupon_id, member_id):
                 return Outcome.ALREADY_ISSUED
             try:
-                conn.execute(sa.insert(member_coupon).values(
-                    member_id=member_id, coupon_id=coupon_id, issued_at=datetime.now(UTC).replace(tzinfo=None)))
+                conn.execute(
+                    sa.insert(member_coupon).values(
+                        member_id=member_id, coupon_id=coupon_id, issued_at=datetime.now(UTC).replace(tzinfo=None)
+                    )
+                )
             except IntegrityError:
                 conn.rollback()
                 return Outcome.ALREADY_ISSUED
@@ -97,6 +100,10 @@ class LockStrategy:
 
     @staticmethod
     def _has_row(conn: sa.Connection, coupon_id: int, member_id: int) -> bool:
-        query = sa.select(sa.literal(1)).select_from(member_coupon).where(
-            member_coupon.c.member_id == member_id, member_coupon.c.coupon_id == coupon_id).limit(1)
+        query = (
+            sa.select(sa.literal(1))
+            .select_from(member_coupon)
+            .where(member_coupon.c.member_id == member_id, member_coupon.c.coupon_id == coupon_id)
+            .limit(1)
+        )
         return conn.scalar(query) is not None

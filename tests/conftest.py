@@ -34,9 +34,16 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> svc.Services:
 
 def app_config(services: svc.Services, strategy: str = "lua", **extra: Any) -> dict[str, Any]:
     """The settings an app under test gets."""
-    return {"SQLALCHEMY_DATABASE_URI": services.database_url, "REDIS_URL": services.redis_url,
-            "REDIS_CLUSTER_URL": None, "ISSUE_STRATEGY": strategy, "JWT_SECRET_KEY": TEST_SECRET,
-            "APP_ENV": "test", "TESTING": True, **extra}
+    return {
+        "SQLALCHEMY_DATABASE_URI": services.database_url,
+        "REDIS_URL": services.redis_url,
+        "REDIS_CLUSTER_URL": None,
+        "ISSUE_STRATEGY": strategy,
+        "JWT_SECRET_KEY": TEST_SECRET,
+        "APP_ENV": "test",
+        "TESTING": True,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +85,17 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture(scope="session")
 def process_env(services: svc.Services) -> dict[str, str]:
     """Environment for the service's real processes (gunicorn, worker, scheduler)."""
-    return dict(os.environ, DATABASE_URL=services.database_url, REDIS_URL=services.redis_url,
-                JWT_SECRET_KEY=TEST_SECRET, APP_ENV="test", PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1",
-                DRAIN_INTERVAL_MS="50", DRAIN_LOCK_EXPIRE_S="2")
+    return dict(
+        os.environ,
+        DATABASE_URL=services.database_url,
+        REDIS_URL=services.redis_url,
+        JWT_SECRET_KEY=TEST_SECRET,
+        APP_ENV="test",
+        PYTHONWARNINGS="ignore",
+        PYTHONUNBUFFERED="1",
+        DRAIN_INTERVAL_MS="50",
+        DRAIN_LOCK_EXPIRE_S="2",
+    )
 
 
 _PASSWORD_HASH = generate_password_hash("password")
@@ -90,8 +105,9 @@ def make_members(app: Flask, count: int, role: str = "member", prefix: str = "m"
     """``count`` accounts inserted in bulk (password ``password``); (id, access token) each."""
     names = [f"{prefix}{i}" for i in range(count)]
     with app.app_context():
-        db.session.execute(sa.insert(Member), [
-            {"username": n, "password_hash": _PASSWORD_HASH, "role": role} for n in names])
+        db.session.execute(
+            sa.insert(Member), [{"username": n, "password_hash": _PASSWORD_HASH, "role": role} for n in names]
+        )
         db.session.commit()
         ids = db.session.scalars(sa.select(Member.id).where(Member.username.in_(names)).order_by(Member.id)).all()
         return [(member_id, access_token_for(member_id, role)) for member_id in ids]

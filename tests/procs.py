@@ -41,8 +41,9 @@ class Proc:
     def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
         self.log = log
         self._out = open(log, "ab")
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=dict(env), stdout=self._out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=dict(env), stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def kill9(self) -> None:
         """SIGKILL the whole process group: a crash, no cleanup."""

@@ -81,8 +81,7 @@ def test_download_lifecycle(app, client: FlaskClient, seller, strategy: str) -> 
     stats = client.get(f"/coupons/{coupon['id']}/stats", headers=bearer(seller_token)).json
     assert stats == {"quantity": 2, "reserved": 2, "persisted": 2, "pending": 0}
     with app.app_context():
-        rows = db.session.scalars(
-            sa.select(MemberCoupon.member_id).where(MemberCoupon.coupon_id == coupon["id"])).all()
+        rows = db.session.scalars(sa.select(MemberCoupon.member_id).where(MemberCoupon.coupon_id == coupon["id"])).all()
     assert sorted(rows) == sorted([m1, m2])
 
 
@@ -91,7 +90,7 @@ def test_window_not_started_and_ended(app, client: FlaskClient, seller, strategy
     _, seller_token = seller
     later = new_coupon(client, seller_token, starts_at=iso(3600))
     over = new_coupon(client, seller_token, starts_at=iso(-7200), ends_at=iso(-3600))
-    (_, token), = make_members(app, 1)
+    ((_, token),) = make_members(app, 1)
     resp = client.post(f"/coupons/{later['id']}/download", headers=bearer(token))
     assert (resp.status_code, resp.json["error"]) == (409, "not_started")
     resp = client.post(f"/coupons/{over['id']}/download", headers=bearer(token))
@@ -102,7 +101,7 @@ def test_window_not_started_and_ended(app, client: FlaskClient, seller, strategy
 
 @both
 def test_unknown_coupon(app, client: FlaskClient, seller, strategy: str) -> None:
-    (_, token), = make_members(app, 1)
+    ((_, token),) = make_members(app, 1)
     for path in ("/coupons/999999/download", f"/coupons/{2**64}/download"):
         resp = client.post(path, headers=bearer(token))
         assert (resp.status_code, resp.json["error"]) == (404, "coupon_not_found")
@@ -114,7 +113,7 @@ def test_unknown_coupon(app, client: FlaskClient, seller, strategy: str) -> None
 
 def test_stats_only_for_the_coupons_seller(app, client: FlaskClient, seller) -> None:
     coupon = new_coupon(client, seller[1])
-    (_, other), = make_members(app, 1, role="seller", prefix="other")
+    ((_, other),) = make_members(app, 1, role="seller", prefix="other")
     resp = client.get(f"/coupons/{coupon['id']}/stats", headers=bearer(other))
     assert (resp.status_code, resp.json["error"]) == (403, "forbidden")
 

@@ -50,8 +50,17 @@ def test_bad_coupon_bodies(client: FlaskClient, seller, body: bytes) -> None:
     assert_error(resp, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("body", [b"{", b"[]", b'{"username": "a"}', b'{"username": 1, "password": "p"}',
-                                  b'{"username": "", "password": "p"}', b'{"username": "a", "password": null}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"[]",
+        b'{"username": "a"}',
+        b'{"username": 1, "password": "p"}',
+        b'{"username": "", "password": "p"}',
+        b'{"username": "a", "password": null}',
+    ],
+)
 @pytest.mark.parametrize("path", ["/auth/signup", "/auth/login"])
 def test_bad_credentials_bodies(client: FlaskClient, path: str, body: bytes) -> None:
     assert_error(client.post(path, data=body, content_type="application/json"), 400, "invalid_request")
@@ -73,20 +82,33 @@ def test_body_over_the_limit(client: FlaskClient, seller) -> None:
 
 def _token(claims: dict, key: str = TEST_SECRET, alg: str = "HS256") -> str:
     now = int(time.time())
-    payload = {"sub": "1", "role": "member", "type": "access", "fresh": False, "jti": "j", "iat": now,
-               "nbf": now, "exp": now + 600, **claims}
+    payload = {
+        "sub": "1",
+        "role": "member",
+        "type": "access",
+        "fresh": False,
+        "jti": "j",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        **claims,
+    }
     return pyjwt.encode(payload, key if alg != "none" else None, algorithm=alg)
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer"},
-    {"Authorization": "Bearer garbage"},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    bearer(_token({}, key="not-the-secret-but-long-enough-32b")),
-    bearer(_token({}, alg="none")),
-    bearer(_token({"exp": int(time.time()) - 10, "iat": int(time.time()) - 100})),
-], ids=["missing", "empty", "garbage", "basic", "forged", "alg-none", "expired"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer garbage"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        bearer(_token({}, key="not-the-secret-but-long-enough-32b")),
+        bearer(_token({}, alg="none")),
+        bearer(_token({"exp": int(time.time()) - 10, "iat": int(time.time()) - 100})),
+    ],
+    ids=["missing", "empty", "garbage", "basic", "forged", "alg-none", "expired"],
+)
 @pytest.mark.parametrize("path", ["/coupons/1/download", "/members/me/coupons", "/coupons/1"])
 def test_token_failures_answer_401(client: FlaskClient, headers: dict, path: str) -> None:
     method = client.post if path.endswith("download") else client.get
@@ -100,7 +122,7 @@ def test_refresh_token_is_not_an_access_token(app, client: FlaskClient) -> None:
 
 
 def test_wrong_role(app, client: FlaskClient, seller) -> None:
-    (_, member_token), = make_members(app, 1)
+    ((_, member_token),) = make_members(app, 1)
     assert_error(client.post("/coupons/1/download", headers=bearer(seller[1])), 403, "forbidden")
     assert_error(client.get("/coupons/1/stats", headers=bearer(member_token)), 403, "forbidden")
     assert_error(client.get("/members/me/coupons", headers=bearer(seller[1])), 403, "forbidden")

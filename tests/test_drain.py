@@ -1,0 +1,96 @@
+"""The queue is loss-free: kill -9 the worker and the scheduler mid-drain, again and again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+from app.extensions import clients, db
+from app.models import MemberCoupon
+from jobs.drain import drain
+from strategies import keys, state
+from tests.procs import start_module, wait_for
+
+WINNERS = 20_000
+
+
+def fill(app: Flask, coupon_id: int, winners: int) -> None:
+    """Accept ``winners`` members through the real issue script, pipelined."""
+    with app.app_context():
+        client = clients().issuance
+        state.register(client, coupon_id, "drain", winners, 0, 0)
+        script = client.register_script((Path(__file__).parent.parent / "lua" / "issue.lua").read_text())
+        pipe = client.pipeline(transaction=False)
+        for member_id in range(1, winners + 1):
+            script(
+                keys=[keys.coupon(coupon_id), keys.winners(coupon_id), keys.queue(coupon_id)],
+                args=[member_id],
+                client=pipe,
+            )
+        assert set(pipe.execute()) == {0}
+
+
+def counts(app: Flask, coupon_id: int) -> tuple[int, int, int]:
+    """(rows, distinct members in rows, entries still queued)."""
+    with app.app_context():
+        rows, distinct = db.session.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(MemberCoupon.member_id))).where(
+                MemberCoupon.coupon_id == coupon_id
+            )
+        ).one()
+        return rows, distinct, int(clients().issuance.zcard(keys.queue(coupon_id)))
+
+
+def test_kill9_worker_and_scheduler_mid_drain(app: Flask, process_env: dict, tmp_path: Path) -> None:
+    coupon_id = 7
+    fill(app, coupon_id, WINNERS)
+    env = dict(process_env, ISSUE_STRATEGY="lua", DRAIN_BATCH="50")
+    for round_, threshold in enumerate((WINNERS // 10, WINNERS // 3, WINNERS // 2)):
+        worker = start_module("jobs.worker", env, tmp_path / f"worker{round_}.log")
+        scheduler = start_module("jobs.scheduler", env, tmp_path / f"scheduler{round_}.log")
+        wait_for(lambda t=threshold: counts(app, coupon_id)[0] >= t, 60, f"{threshold} rows", every_s=0.01)
+        worker.kill9()
+        scheduler.kill9()
+        rows, distinct, queued = counts(app, coupon_id)
+        assert rows < WINNERS, "the drain finished before the kill: make it slower"
+        assert rows == distinct and queued >= WINNERS - rows  # nothing lost, nothing twice, so far
+    worker = start_module("jobs.worker", env, tmp_path / "worker.log")
+    scheduler = start_module("jobs.scheduler", env, tmp_path / "scheduler.log")
+    try:
+        wait_for(lambda: counts(app, coupon_id) == (WINNERS, WINNERS, 0), 90, "the restarted worker to finish")
+    finally:
+        worker.stop()
+        scheduler.stop()
+    with app.app_context():
+        members = set(db.session.scalars(sa.select(MemberCoupon.member_id).where(MemberCoupon.coupon_id == coupon_id)))
+    assert members == set(range(1, WINNERS + 1))
+
+
+def test_drain_is_idempotent_after_a_crash_between_commit_and_removal(app: Flask) -> None:
+    """Rows committed but entries left queued (a crash right after commit): no duplicates, queue empties."""
+    coupon_id = 8
+    fill(app, coupon_id, 30)
+    with app.app_context():
+        client = clients().issuance
+        entries = client.zrange(keys.queue(coupon_id), 0, 9, withscores=True)
+        with db.engine.begin() as conn:  # what a crashed drain had committed
+            conn.execute(sa.insert(MemberCoupon), [{"member_id": int(m), "coupon_id": coupon_id} for m, _ in entries])
+        assert drain(client, db.engine, coupon_id, batch=7, lock_expire_s=5, max_run_s=10) == 30
+    assert counts(app, coupon_id) == (30, 30, 0)
+
+
+def test_one_drain_per_coupon(app: Flask) -> None:
+    """While one drain holds the coupon, another returns at once without touching it."""
+    coupon_id = 9
+    fill(app, coupon_id, 5)
+    with app.app_context():
+        import redis_lock
+
+        client = clients().issuance
+        held = redis_lock.Lock(client, keys.drain_lock(coupon_id), expire=5, strict=False)
+        assert held.acquire(blocking=False)
+        assert drain(client, db.engine, coupon_id, batch=100, lock_expire_s=5, max_run_s=10) == 0
+        held.release()
+        assert drain(client, db.engine, coupon_id, batch=100, lock_expire_s=5, max_run_s=10) == 5
