@@ -83,7 +83,7 @@ def start_gunicorn(env: Mapping[str, str], log: Path, workers: int = 2, threads:
             raise AssertionError(f"gunicorn exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
         try:
             return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or accepted but not yet served
             return False
 
     wait_for(healthy, 30, "gunicorn to answer /healthz")

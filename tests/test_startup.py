@@ -63,7 +63,8 @@ def test_launcher_runs_everything_embedded_and_stops_on_ctrl_c(tmp_path: Path) -
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(f"{base}/healthz"), 60, "the launcher's API")
+        wait_for(lambda: launcher.poll() is not None or _answers(f"{base}/healthz"), 60, "the launcher's API")
+        assert launcher.poll() is None, launcher.communicate()[0].decode(errors="replace")[-3000:]
         done = subprocess.run(
             [
                 sys.executable,
@@ -108,5 +109,5 @@ def test_launcher_runs_everything_embedded_and_stops_on_ctrl_c(tmp_path: Path) -
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused, or accepted but not yet served
         return False
