@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         REDIS_URL=app.config["REDIS_URL"],
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
         PYTHONUNBUFFERED="1",
+        # The Procfile says `gunicorn` and `python`: make them this interpreter's, venv activated or not.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
     print(
         f"coupon-rush: API on http://127.0.0.1:{args.port}  strategy={app.config['ISSUE_STRATEGY']}  "

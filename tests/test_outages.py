@@ -11,10 +11,10 @@ from flask import Flask
 
 from app import create_app
 from app.extensions import clients, db
+from experiments.procs import free_port
 from strategies import Unavailable, keys, state
 from strategies.lock import LockStrategy
 from tests.conftest import app_config, bearer, make_members
-from tests.procs import free_port
 
 
 @pytest.mark.parametrize("strategy", ["lock"])

@@ -13,9 +13,9 @@ from flask import Flask
 
 from app.extensions import clients, db
 from app.models import MemberCoupon
+from experiments.procs import start_gunicorn, start_module, wait_for
 from strategies import keys
 from tests.conftest import bearer, make_members
-from tests.procs import start_gunicorn, start_module, wait_for
 
 QUANTITY = 40
 MEMBERS = 150

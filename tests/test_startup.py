@@ -13,8 +13,8 @@ import requests
 
 from app import create_app
 from app.config import ConfigError
+from experiments.procs import free_port, wait_for
 from tests.conftest import ROOT, app_config
-from tests.procs import free_port, wait_for
 
 
 def test_unknown_strategy_stops_create_app(services) -> None:
@@ -51,7 +51,10 @@ def test_bad_integer_setting(monkeypatch) -> None:
 def test_launcher_runs_everything_embedded_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """The quickstart: nothing configured, SQLite and an embedded Redis, a winner persisted, Ctrl-C."""
     port = free_port()
+    # As `make run` starts it: no service URLs, and the venv not activated (no venv bin on PATH).
+    venv_bin = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     env.update(INSTANCE_PATH=str(tmp_path), PYTHONWARNINGS="ignore", DRAIN_INTERVAL_MS="50")
     launcher = subprocess.Popen(
         [sys.executable, "-m", "app.launcher", "--port", str(port)],
@@ -100,7 +103,8 @@ def test_launcher_runs_everything_embedded_and_stops_on_ctrl_c(tmp_path: Path) -
             "the drain to persist the winner",
         )
     finally:
-        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
         output = launcher.communicate(timeout=30)[0].decode(errors="replace")
     assert launcher.returncode in (0, 130, -signal.SIGINT), output[-3000:]
     assert not (tmp_path / "redis.sock").exists(), "the embedded Redis outlived the launcher"

@@ -1,4 +1,4 @@
-"""The service's real processes for tests: gunicorn, the RQ worker, the scheduler."""
+"""The service's real processes, for tests and the lab: gunicorn, the RQ worker, the scheduler."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The lab: seed data, tokens, load tests and TPS reports."""
