@@ -9,27 +9,18 @@ from flask import Flask
 
 from app.extensions import clients, db
 from app.models import MemberCoupon
+from experiments.bench import fill_queue
+from experiments.procs import start_module, wait_for
 from jobs.drain import drain
-from strategies import keys, state
-from tests.procs import start_module, wait_for
+from strategies import keys
 
 WINNERS = 20_000
 
 
 def fill(app: Flask, coupon_id: int, winners: int) -> None:
-    """Accept ``winners`` members through the real issue script, pipelined."""
+    """Accept ``winners`` members through the real issue script."""
     with app.app_context():
-        client = clients().issuance
-        state.register(client, coupon_id, "drain", winners, 0, 0)
-        script = client.register_script((Path(__file__).parent.parent / "lua" / "issue.lua").read_text())
-        pipe = client.pipeline(transaction=False)
-        for member_id in range(1, winners + 1):
-            script(
-                keys=[keys.coupon(coupon_id), keys.winners(coupon_id), keys.queue(coupon_id)],
-                args=[member_id],
-                client=pipe,
-            )
-        assert set(pipe.execute()) == {0}
+        fill_queue(clients().issuance, coupon_id, winners)
 
 
 def counts(app: Flask, coupon_id: int) -> tuple[int, int, int]:
