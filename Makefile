@@ -1,4 +1,4 @@
-# coupon-rush: `make run` starts the service on embedded defaults, `make test` runs the checks.
+# coupon-rush: `make run` rushes both strategies on embedded defaults and reports; `make test` runs the checks.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,12 +12,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-## run: the whole service in the foreground (API, RQ worker, scheduler); Ctrl-C stops it
+## run: the lab's demo on embedded defaults: a short rush on each strategy, the comparison, a report
 run: $(STAMP)
-	$(BIN)/python -m app.launcher
+	$(BIN)/python -m experiments.lab --demo
 
-## serve: same as run
-serve: run
+## serve: the whole service in the foreground (API, RQ worker, scheduler); Ctrl-C stops it
+serve: $(STAMP)
+	$(BIN)/python -m app.launcher
 
 ## test: lint, types, then the suite with coverage (real MariaDB/Redis if they answer, else embedded)
 test: $(STAMP)

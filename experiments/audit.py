@@ -1,0 +1,77 @@
+"""After a run: is every guarantee kept? Redis and the database are read directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from strategies import keys
+
+ROWS = sa.text("SELECT member_id, issued_at FROM member_coupon WHERE coupon_id = :c")
+
+
+def persisted(engine: sa.Engine, coupon_id: int) -> list[tuple[int, datetime]]:
+    """The coupon's rows as (member id, issued_at)."""
+    with engine.connect() as conn:
+        return [(int(m), _as_datetime(t)) for m, t in conn.execute(ROWS, {"c": coupon_id})]
+
+
+def winners_in_redis(client: Any, strategy: str, coupon_id: int, quantity: int) -> int:
+    """How many members Redis says won: the Set of winners (lua) or the stock spent (lock)."""
+    if strategy == "lua":
+        return int(client.scard(keys.winners(coupon_id)))
+    return quantity - int(client.hget(keys.coupon(coupon_id), "stock"))
+
+
+def audit(
+    client: Any,
+    engine: sa.Engine,
+    strategy: str,
+    coupon_id: int,
+    quantity: int,
+    asked: set[int],
+    won_responses: int,
+    failures: int,
+) -> dict[str, Any]:
+    """Every check of the contract's guarantees for one run, with the counts behind them."""
+    rows = persisted(engine, coupon_id)
+    members = [m for m, _ in rows]
+    winners = winners_in_redis(client, strategy, coupon_id, quantity)
+    expected = min(quantity, len(asked))
+    queue_left = int(client.zcard(keys.queue(coupon_id)))
+    if strategy == "lua":
+        agrees = {int(m) for m in client.smembers(keys.winners(coupon_id))} == set(members)
+    else:
+        agrees = winners == len(rows)
+    checks = {
+        "rows == winners": len(rows) == winners,
+        "winners == min(quantity, distinct askers)": winners == expected,
+        "no member twice": len(set(members)) == len(members),
+        "only members who asked": set(members) <= asked,
+        "queue empty": queue_left == 0,
+        "redis agrees with database": agrees,
+        # A connection that broke mid-request may have won without the client seeing its 2xx.
+        "every 2xx is a row": won_responses == len(rows) if failures == 0 else won_responses <= len(rows),
+    }
+    return {
+        "ok": all(checks.values()),
+        "checks": checks,
+        "rows": len(rows),
+        "winners": winners,
+        "expected_winners": expected,
+        "distinct_askers": len(asked),
+        "queue_left": queue_left,
+    }
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def epoch(value: datetime) -> float:
+    """A naive-UTC time as epoch seconds."""
+    return value.replace(tzinfo=UTC).timestamp()

@@ -1,0 +1,139 @@
+"""The processes of one lab run: N API instances, the drain's worker and scheduler, and Locust."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.analysis import Record
+from experiments.procs import ROOT, Proc, free_port, start_gunicorn, start_module
+
+LOCUSTFILE = ROOT / "experiments" / "locustfile.py"
+
+
+@contextmanager
+def service(
+    env: Mapping[str, str], instances: int, logs: Path, web_workers: int, web_threads: int, drain: bool
+) -> Iterator[list[str]]:
+    """``instances`` gunicorn instances on their own ports (+ worker and scheduler); their base URLs."""
+    with ExitStack() as stack:
+        hosts = []
+        for i in range(instances):
+            proc, base = start_gunicorn(env, logs / f"api-{i}.log", workers=web_workers, threads=web_threads)
+            stack.callback(proc.stop)
+            hosts.append(base)
+        if drain:
+            for module in ("jobs.worker", "jobs.scheduler"):
+                stack.callback(start_module(module, env, logs / f"{module.split('.')[1]}.log").stop)
+        yield hosts
+
+
+@dataclass
+class LoadResult:
+    """What the Locust workers saw: raw records, members asked for, and the CPU they used."""
+
+    records: list[Record] = field(default_factory=list)
+    asked: set[int] = field(default_factory=set)
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+
+def run_locust(
+    env: Mapping[str, str],
+    hosts: list[str],
+    coupon_id: int,
+    mode: str,
+    users: int,
+    spawn_rate: int,
+    duration_s: int,
+    workers: int,
+    token_dir: Path,
+    out: Path,
+    progress: Callable[[float], None] | None = None,
+) -> LoadResult:
+    """Locust headless, a master and ``workers`` workers (nGrinder's controller and agents)."""
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    run_env = dict(
+        env,
+        LAB_TOKEN_DIR=str(token_dir),
+        LAB_COUPON_ID=str(coupon_id),
+        LAB_HOSTS=",".join(hosts),
+        LAB_MODE=mode,
+        LAB_OUT=str(out),
+    )
+    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    master = Proc(
+        [
+            *locust,
+            "--master",
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(spawn_rate),
+            "-t",
+            f"{duration_s}s",
+            "--expect-workers",
+            str(workers),
+            "--master-bind-port",
+            str(port),
+            "--host",
+            hosts[0],
+            "--csv",
+            str(out / "locust"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        run_env,
+        out / "locust-master.log",
+    )
+    slaves = [
+        Proc(
+            [*locust, "--worker", "--master-port", str(port), "--loglevel", "WARNING"],
+            run_env,
+            out / f"locust-worker-{i}.log",
+        )
+        for i in range(workers)
+    ]
+    started = time.monotonic()
+    stop_ticker = _ticker(progress, started)
+    cpu_s = sum(_wait_cpu(p) for p in [master, *slaves])
+    stop_ticker()
+    result = LoadResult(cpu_s=cpu_s, wall_s=time.monotonic() - started)
+    for path in sorted(out.glob("records-*.json")):
+        data = json.loads(path.read_text())
+        result.records.extend(tuple(r) for r in data["records"])  # type: ignore[misc]
+        result.asked.update(data["asked"])
+    if not result.records:
+        raise RuntimeError(f"Locust recorded no request; see {out}/locust-*.log")
+    return result
+
+
+def _wait_cpu(proc: Proc) -> float:
+    """Wait for the process and return the CPU seconds it (and its waited-for children) used."""
+    _, _, usage = os.wait4(proc.popen.pid, 0)
+    proc.popen.returncode = 0  # reaped here; keep Popen from waiting again
+    proc.stop()
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def _ticker(progress: Callable[[float], None] | None, started: float) -> Callable[[], None]:
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(1.0):
+            if progress:
+                progress(time.monotonic() - started)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    return lambda: (stop.set(), thread.join())  # type: ignore[func-returns-value]

@@ -1,0 +1,70 @@
+"""The lab end to end at toy scale, and its audit catching what it must catch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from app.extensions import clients, db
+from experiments.audit import audit
+from experiments.bench import fill_queue
+from experiments.procs import ROOT
+from jobs.drain import drain
+
+
+@pytest.mark.slow
+def test_the_lab_runs_both_strategies_and_the_ceiling(app: Flask, process_env: dict, tmp_path: Path) -> None:
+    args = [
+        "--demo",
+        "--users",
+        "20",
+        "--duration",
+        "3",
+        "--quantity",
+        "30",
+        "--members",
+        "300",
+        "--drain-winners",
+        "300",
+        "--out",
+        str(tmp_path),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.lab", *args],
+        cwd=ROOT,
+        env=process_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run_dir,) = tmp_path.iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    runs = {r["strategy"]: r for r in results["runs"]}
+    assert set(runs) == {"lock", "lua", "read"}
+    for strategy in ("lock", "lua"):
+        assert runs[strategy]["audit"]["ok"], runs[strategy]["audit"]
+        assert runs[strategy]["winners"] == 30 and runs[strategy]["requests"] > 30
+    assert runs["lua"]["drain"]["lag_s"] >= 0
+    assert {b["batch"] for b in results["drain_benchmark"]} == {100, 1000, 5000}
+    assert (run_dir / "report.md").exists() and (run_dir / "tps.png").exists()
+    assert "lua/lock" in done.stdout and "audit" in done.stdout
+
+
+def test_audit_flags_winners_not_yet_persisted_and_askers_missing(app: Flask) -> None:
+    with app.app_context():
+        client, engine = clients().issuance, db.engine
+        fill_queue(client, 5, 10)  # members 1..10 won
+        report = audit(client, engine, "lua", 5, 10, asked=set(range(1, 11)), won_responses=10, failures=0)
+        assert not report["ok"]
+        assert not report["checks"]["rows == winners"] and not report["checks"]["queue empty"]
+        drain(client, engine, 5, batch=4, lock_expire_s=5, max_run_s=10)
+        assert audit(client, engine, "lua", 5, 10, asked=set(range(1, 11)), won_responses=10, failures=0)["ok"]
+        partial = audit(client, engine, "lua", 5, 10, asked=set(range(1, 6)), won_responses=10, failures=0)
+        assert not partial["checks"]["only members who asked"]
+        assert not audit(client, engine, "lua", 5, 10, set(range(1, 11)), won_responses=9, failures=0)["ok"]

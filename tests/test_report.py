@@ -1,0 +1,194 @@
+"""The lab report renderer on synthetic results: files, table, ratios, audits, edge cases. No services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from experiments.report import main, ratios, render, summary_table
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PASSED_AUDIT = {"ok": True, "rows": 500, "winners": 500, "expected_winners": 500, "distinct_askers": 4100}
+CHECKS = ("rows == winners", "winners == min(quantity, distinct askers)", "no member twice", "queue empty")
+
+
+def make_run(strategy: str, instances: int, tps: float, while_stock: float | None, **extra: Any) -> dict[str, Any]:
+    """One run as the lab writes it; a sell-out at 3.5 s and a passing audit unless told otherwise."""
+    read = strategy == "read"
+    run: dict[str, Any] = {
+        "strategy": strategy,
+        "instances": instances,
+        "duration_s": 10.0,
+        "requests": int(tps * 10),
+        "tps": tps,
+        "tps_while_stock": while_stock,
+        "tps_after_sellout": None if read else tps * 1.1,
+        "sellout_s": None if read else 3.5,
+        "latency_ms": {"mean": 90.0, "p50": 80.0, "p95": 150.0, "p99": 210.0, "max": 350.0},
+        "statuses": {"200": int(tps * 10)} if read else {"202": 500, "409": 20, "410": int(tps * 10) - 520},
+        "errors": {} if read else {"already_issued": 20, "sold_out": int(tps * 10) - 520},
+        "failures": 0,
+        "winners": None if read else 500,
+        "audit": None if read else {**PASSED_AUDIT, "checks": dict.fromkeys(CHECKS, True)},
+        "drain": {"lag_s": 0.21, "rows_per_s": 48000.0} if strategy == "lua" else None,
+        "loadgen_cpu_share": 0.41,
+        "timeline": [
+            {"t": t, "tps": tps, "ok": 50, "refused": tps - 50, "errors": 0, "p50_ms": 80.0} for t in range(10)
+        ],
+    }
+    return {**run, **extra}
+
+
+def make_results(*runs: dict[str, Any]) -> dict[str, Any]:
+    """A results.json document holding ``runs``."""
+    return {
+        "run_id": "20261124-201500",
+        "started_at": "2026-11-24T20:15:00+00:00",
+        "git_commit": "a709c2e",
+        "machine": {"cpus": 2, "memory_gb": 23.4, "platform": "Linux-6.1-x86_64", "python": "3.11.7"},
+        "config": {
+            "users": 1600,
+            "duration_s": 60,
+            "quantity": 5000,
+            "locust_workers": 2,
+            "web_workers": 2,
+            "web_threads": 32,
+            "database": "mysql",
+            "redis": "redis 7.0.15 (tcp)",
+            "spawn_rate": 1600,
+        },
+        "runs": list(runs),
+    }
+
+
+@pytest.fixture
+def results() -> dict[str, Any]:
+    """lock, lua and read at one instance; lua alone at two, with a failed audit and no sell-out."""
+    checks = {**dict.fromkeys(CHECKS, True), "queue empty": False}
+    failed = {**PASSED_AUDIT, "ok": False, "rows": 480, "checks": checks}
+    return make_results(
+        make_run("lua", 1, 900.0, 400.0),
+        make_run("lock", 1, 200.0, 100.0),
+        make_run("read", 1, 1000.0, None),
+        make_run("lua", 2, 1200.0, 500.0, audit=failed, sellout_s=None, drain=None, timeline=[]),
+    )
+
+
+@pytest.fixture
+def report(results: dict[str, Any], tmp_path: Path) -> str:
+    """The rendered report.md."""
+    render(results, tmp_path)
+    return (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def test_render_writes_the_report_and_two_pngs(results: dict[str, Any], tmp_path: Path) -> None:
+    paths = render(results, tmp_path / "run")
+    assert paths == [tmp_path / "run" / name for name in ("report.md", "tps.png", "latency.png")]
+    for png in paths[1:]:
+        assert png.read_bytes().startswith(PNG_MAGIC)
+    assert "![TPS over time](tps.png)" in paths[0].read_text() and "](latency.png)" in paths[0].read_text()
+
+
+def test_report_has_the_header_and_the_runs_side_by_side(report: str) -> None:
+    assert report.startswith("# Coupon rush TPS lab: run 20261124-201500")
+    assert "`a709c2e`" in report and "2 CPUs, 23.4 GB memory" in report
+    assert "gunicorn 2 workers × 32 threads" in report and "1,600 Locust users" in report
+    assert "| | lock ×1 | lua ×1 | read ×1 | lua ×2 |" in report
+    assert "| TPS while stock remained | 100.0 | 400.0 | - | 500.0 |" in report
+    assert "| TPS (whole run) | 200.0 | 900.0 | 1,000.0 | 1,200.0 |" in report
+    assert "| audit | OK | OK | - | FAIL |" in report
+    assert "| sold out after s | 3.5 | 3.5 | - | none |" in report
+
+
+def test_report_has_the_study_reference(report: str) -> None:
+    for figure in ("145.2", "9,435", "60-120 TPS while stock remained", "597.7", "66.77", "929.7"):
+        assert figure in report
+    assert "not comparable" in report
+
+
+def test_report_has_the_headline_ratios(report: str) -> None:
+    assert (
+        "×1: lua/lock 4.50x overall (study: 4.1x), 4.00x while stock remained; lua/ceiling 0.90 (goal >= 0.8: met); "
+        "lock/ceiling 0.20" in report
+    )
+    assert (
+        "×2: lua/lock n/a overall (study: 4.1x), n/a while stock remained; lua/ceiling n/a (goal >= 0.8: n/a); "
+        "lock/ceiling n/a" in report
+    )
+
+
+def test_report_has_each_audit_verdict_and_check(report: str) -> None:
+    assert "### lua ×1: audit OK" in report and "### lock ×1: audit OK" in report
+    assert "### lua ×2: audit FAIL" in report and "- FAIL: queue empty" in report
+    assert "### read ×1: no audit" in report
+    assert "last row persisted 0.21 s after sell-out, 48,000 rows/s" in report
+    assert "202: 500, 409: 20, 410: 1,480" in report and "already_issued: 20, sold_out: 1,480" in report
+    assert "- lua ×1: 41%" in report
+
+
+def test_ratios_are_exact_and_none_where_a_side_is_missing(results: dict[str, Any]) -> None:
+    assert ratios(results) == {
+        1: {
+            "lua_over_lock": pytest.approx(4.5),
+            "lua_over_lock_while_stock": pytest.approx(4.0),
+            "lua_over_ceiling": pytest.approx(0.9),
+            "lock_over_ceiling": pytest.approx(0.2),
+        },
+        2: dict.fromkeys(("lua_over_lock", "lua_over_lock_while_stock", "lua_over_ceiling", "lock_over_ceiling")),
+    }
+
+
+def test_ratios_are_none_where_a_side_is_zero_or_null() -> None:
+    results = make_results(
+        make_run("lock", 1, 0.0, 0.0), make_run("lua", 1, 900.0, None), make_run("read", 1, 0.0, None)
+    )
+    keys = ("lua_over_lock", "lua_over_lock_while_stock", "lua_over_ceiling", "lock_over_ceiling")
+    assert ratios(results) == {1: dict.fromkeys(keys)}
+
+
+def test_a_ceiling_below_the_goal_is_marked_not_met(tmp_path: Path) -> None:
+    results = make_results(make_run("lua", 1, 700.0, 650.0), make_run("read", 1, 1000.0, None))
+    render(results, tmp_path)
+    assert "lua/ceiling 0.70 (goal >= 0.8: NOT met)" in (tmp_path / "report.md").read_text()
+
+
+def test_summary_table_has_every_run_and_the_ratios(results: dict[str, Any]) -> None:
+    lines = summary_table(results).splitlines()
+    assert lines[0].split()[:4] == ["strategy", "inst", "TPS", "TPS"]
+    assert [line.split()[:3] for line in lines[1:5]] == [
+        ["lock", "1", "200.0"],
+        ["lua", "1", "900.0"],
+        ["read", "1", "1,000.0"],
+        ["lua", "2", "1,200.0"],
+    ]
+    assert lines[4].split()[-3:] == ["FAIL", "-", "41%"]
+    assert lines[-2].startswith("×1: lua/lock 4.50x overall") and lines[-1].startswith("×2:")
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        make_run("read", 1, 1000.0, None, timeline=[]),
+        make_run("lua", 1, 900.0, None, sellout_s=None, drain=None, timeline=[]),
+        make_run("lock", 1, 0.0, None, sellout_s=None, latency_ms=dict.fromkeys(("mean", "p50", "p95", "p99", "max"))),
+    ],
+    ids=["read", "lua-no-sellout", "lock-no-latency"],
+)
+def test_a_single_run_renders(run: dict[str, Any], tmp_path: Path) -> None:
+    paths = render(make_results(run), tmp_path)
+    assert all(png.read_bytes().startswith(PNG_MAGIC) for png in paths[1:])
+    assert f"| | {run['strategy']} ×1 |" in paths[0].read_text()
+    assert len(summary_table(make_results(run)).splitlines()) == 4  # header, the run, blank, one ratio line
+
+
+def test_the_command_line_renders_next_to_results_json(
+    results: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(results), encoding="utf-8")
+    assert main([str(source)]) == 0
+    assert (tmp_path / "report.md").exists() and (tmp_path / "latency.png").exists()
+    assert "×1: lua/lock 4.50x overall" in capsys.readouterr().out
