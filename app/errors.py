@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
 import sqlalchemy as sa
@@ -62,12 +63,14 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "unavailable", "The service cannot decide right now; try again."
 
 
-OUTCOME_ERRORS: dict[Outcome, ApiError] = {
-    Outcome.NOT_FOUND: CouponNotFound(),
-    Outcome.NOT_STARTED: Conflict("not_started", "The coupon's download window has not opened yet."),
-    Outcome.ENDED: Conflict("ended", "The coupon's download window has closed."),
-    Outcome.ALREADY_ISSUED: Conflict("already_issued", "You already have this coupon."),
-    Outcome.SOLD_OUT: SoldOut(),
+# Factories, not instances: re-raising one shared exception chains every new traceback onto
+# its old one, so the object grows with each request (and is shared across threads).
+OUTCOME_ERRORS: dict[Outcome, Callable[[], ApiError]] = {
+    Outcome.NOT_FOUND: CouponNotFound,
+    Outcome.NOT_STARTED: lambda: Conflict("not_started", "The coupon's download window has not opened yet."),
+    Outcome.ENDED: lambda: Conflict("ended", "The coupon's download window has closed."),
+    Outcome.ALREADY_ISSUED: lambda: Conflict("already_issued", "You already have this coupon."),
+    Outcome.SOLD_OUT: SoldOut,
 }
 
 

@@ -86,7 +86,7 @@ def download(coupon_id: int, member_id: int) -> Outcome:
     """Ask the configured strategy; every refusal becomes its contract error."""
     outcome = clients().strategy.issue(coupon_id, member_id) if coupon_id <= MAX_ID else Outcome.NOT_FOUND
     if outcome in OUTCOME_ERRORS:
-        raise OUTCOME_ERRORS[outcome]
+        raise OUTCOME_ERRORS[outcome]()
     return outcome
 
 

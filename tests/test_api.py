@@ -120,3 +120,24 @@ def test_stats_only_for_the_coupons_seller(app, client: FlaskClient, seller) -> 
 
 def test_healthz(client: FlaskClient) -> None:
     assert client.get("/healthz").json == {"redis": "ok", "database": "ok"}
+
+
+def test_each_refusal_is_a_fresh_exception(app) -> None:
+    """A shared exception re-raised would chain tracebacks without end: a leak on the hot path."""
+    import traceback
+
+    from app import issuance
+    from app.errors import ApiError
+    from strategies import state
+
+    with app.app_context():
+        state.register(clients().issuance, 77, "one", 1, 0, 0)
+        issuance.download(77, 1)
+        raised = []
+        for _ in range(3):
+            with pytest.raises(ApiError) as caught:
+                issuance.download(77, 2)
+            raised.append(caught.value)
+    assert raised[0] is not raised[1] and raised[0].code == "sold_out"
+    depths = {len(traceback.extract_tb(e.__traceback__)) for e in raised}
+    assert len(depths) == 1
