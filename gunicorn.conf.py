@@ -11,8 +11,11 @@ import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_WORKERS", multiprocessing.cpu_count()))
-threads = int(os.environ.get("WEB_THREADS", "32"))
+# Measured with the lab on 2 cores (1,600 users): 4 x 16 beat 2 x 32, 3 x 32, 4 x 8, 6 x 8 and
+# 2 x 8 by 10-25% on the read ceiling and halved the median latency of 2 x 32. More processes
+# than cores win because each has its own GIL; fewer threads cut the switching between them.
+workers = int(os.environ.get("WEB_WORKERS", 2 * multiprocessing.cpu_count()))
+threads = int(os.environ.get("WEB_THREADS", "16"))
 # Connections one worker keeps open: workers x this must exceed the expected clients.
 worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
 backlog = 2048

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -71,10 +72,24 @@ class Proc:
         return self.log.read_text(errors="replace")
 
 
-def start_gunicorn(env: Mapping[str, str], log: Path, workers: int = 2, threads: int = 16) -> tuple[Proc, str]:
-    """gunicorn with the production config on a free port; returns once /healthz answers 200."""
+def gunicorn_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """What gunicorn.conf.py resolves to under ``env``: the one source of the server's defaults."""
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def start_gunicorn(
+    env: Mapping[str, str], log: Path, workers: int | None = 2, threads: int | None = 16
+) -> tuple[Proc, str]:
+    """gunicorn with the production config on a free port (None: its defaults); returns once /healthz is 200."""
     port = free_port()
-    run_env = dict(env, PORT=str(port), HOST="127.0.0.1", WEB_WORKERS=str(workers), WEB_THREADS=str(threads))
+    run_env = dict(env, PORT=str(port), HOST="127.0.0.1")
+    run_env.update({k: str(v) for k, v in (("WEB_WORKERS", workers), ("WEB_THREADS", threads)) if v is not None})
     proc = Proc([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], run_env, log)
     base = f"http://127.0.0.1:{port}"
 

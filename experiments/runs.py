@@ -20,7 +20,7 @@ from app.validation import NewCoupon
 from experiments import audit as audits
 from experiments.analysis import summarise
 from experiments.bench import drain_benchmark
-from experiments.procs import ROOT, wait_for
+from experiments.procs import ROOT, gunicorn_settings, wait_for
 from experiments.stack import run_locust, service
 from strategies import keys
 
@@ -72,18 +72,24 @@ class Lab:
         """The load configuration as results.json records it."""
         a = self.args
         info = self.client.info("server")
+        server = gunicorn_settings(self.server_env())
         return {
             "users": a.users,
             "duration_s": a.duration,
             "quantity": a.quantity,
             "members": a.members,
             "locust_workers": a.locust_workers,
-            "web_workers": a.web_workers,
-            "web_threads": a.web_threads,
+            "web_workers": server["workers"],
+            "web_threads": server["threads"],
             "spawn_rate": a.spawn_rate,
             "database": self.engine.dialect.name,
             "redis": f"redis {info.get('redis_version')}",
         }
+
+    def server_env(self) -> dict[str, str]:
+        """The environment API instances start with: the lab's, plus any --web-* override."""
+        overrides = (("WEB_WORKERS", self.args.web_workers), ("WEB_THREADS", self.args.web_threads))
+        return dict(self.env, **{k: str(v) for k, v in overrides if v is not None})
 
     def drain_benchmarks(self, winners: int) -> list[dict[str, float]]:
         """Drain throughput at a few batch sizes."""
@@ -153,9 +159,9 @@ def one_run(lab: Lab, mode: str, instances: int) -> dict[str, Any]:
     label = f"{mode} x{instances}"
     logs = lab.out / "logs" / f"{mode}-{instances}"
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(lab.env, ISSUE_STRATEGY=strategy)
+    env = dict(lab.server_env(), ISSUE_STRATEGY=strategy)
     print(f"== {label}: {a.users} users for {a.duration} s on coupon {coupon_id} (quantity {a.quantity})", flush=True)
-    with service(env, instances, logs, a.web_workers, a.web_threads, drain=strategy == "lua") as hosts:
+    with service(env, instances, logs, drain=strategy == "lua") as hosts:
         monitor = Monitor(lab.engine, coupon_id)
 
         def progress(elapsed: float) -> None:

@@ -19,14 +19,15 @@ LOCUSTFILE = ROOT / "experiments" / "locustfile.py"
 
 
 @contextmanager
-def service(
-    env: Mapping[str, str], instances: int, logs: Path, web_workers: int, web_threads: int, drain: bool
-) -> Iterator[list[str]]:
-    """``instances`` gunicorn instances on their own ports (+ worker and scheduler); their base URLs."""
+def service(env: Mapping[str, str], instances: int, logs: Path, drain: bool) -> Iterator[list[str]]:
+    """``instances`` gunicorn instances on their own ports (+ worker and scheduler); their base URLs.
+
+    The instances take their worker and thread counts from ``env`` and gunicorn.conf.py.
+    """
     with ExitStack() as stack:
         hosts = []
         for i in range(instances):
-            proc, base = start_gunicorn(env, logs / f"api-{i}.log", workers=web_workers, threads=web_threads)
+            proc, base = start_gunicorn(env, logs / f"api-{i}.log", workers=None, threads=None)
             stack.callback(proc.stop)
             hosts.append(base)
         if drain:
