@@ -23,3 +23,6 @@ keepalive = 75
 timeout = 30
 graceful_timeout = 10
 accesslog = os.environ.get("ACCESS_LOG") or None
+# gunicorn 25+ opens a control socket at one fixed path per user; several instances on one host
+# (the lab, a scaled deployment) would take it from each other. Nothing here uses it.
+control_socket_disable = True

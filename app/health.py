@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
@@ -29,7 +30,7 @@ def healthz() -> tuple[Response, int]:
     return jsonify(body), 200 if healthy else 503
 
 
-def _check(probe) -> bool:  # type: ignore[no-untyped-def]
+def _check(probe: Callable[[], object]) -> bool:
     try:
         probe()
         return True
