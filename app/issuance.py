@@ -111,6 +111,8 @@ def _pending(member_id: int) -> list[tuple[int, float]]:
     coupon_ids = sorted(int(c) for c in client.smembers(keys.REGISTRY))
     if not coupon_ids:
         return []
+    # Not a transaction: the queues sit in many slots, and a cluster pipeline runs across slots
+    # only without MULTI (one round trip per node); transaction=True fails with CrossSlotTransactionError.
     pipe = client.pipeline(transaction=False)
     for coupon_id in coupon_ids:
         pipe.zscore(keys.queue(coupon_id), member_id)

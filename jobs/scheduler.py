@@ -23,22 +23,33 @@ log = logging.getLogger(__name__)
 # How long an enqueued-but-not-started drain blocks another for the same coupon. Past it (a
 # worker died before starting the job) the scheduler enqueues again.
 ENQUEUED_MARK_TTL_S = 30
+# The script ends a coupon's window by Redis's clock, the scheduler by its own: wait this long
+# past ends_ms before forgetting an ended coupon, so a clock behind Redis's cannot drop a winner.
+ENDED_GRACE_MS = 60_000
 
 
 def tick(issuance: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int) -> int:
-    """One pass over the registry: enqueue drains where winners wait; forget finished coupons."""
+    """One pass over the registry: enqueue drains where winners wait; forget finished coupons.
+
+    The pipeline reads each coupon's stock before its queue length. Only the lua strategy queues
+    winners, and its stock never comes back, so once a read shows none left, no winner can join
+    the queue after it, and an empty queue read next means the coupon is done. Read the other way
+    round, a last winner accepted between the two reads would be forgotten with it. On a cluster
+    the pipeline is not a transaction: its commands are grouped per node, and the two of one
+    coupon share a slot, so they keep this order.
+    """
     coupon_ids = [int(c) for c in issuance.smembers(keys.REGISTRY)]
     if not coupon_ids:
         return 0
     pipe = issuance.pipeline(transaction=False)
     for coupon_id in coupon_ids:
-        pipe.zcard(keys.queue(coupon_id))
         pipe.hmget(keys.coupon(coupon_id), "stock", "ends_ms")
+        pipe.zcard(keys.queue(coupon_id))
     replies = pipe.execute()
     now_ms = int(time.time() * 1000)
     enqueued = 0
     for i, coupon_id in enumerate(coupon_ids):
-        waiting, (stock, ends_ms) = replies[2 * i], replies[2 * i + 1]
+        (stock, ends_ms), waiting = replies[2 * i], replies[2 * i + 1]
         if waiting:
             if broker.set(keys.drain_enqueued(coupon_id), 1, nx=True, ex=ENQUEUED_MARK_TTL_S):
                 queue.enqueue(
@@ -58,8 +69,13 @@ def tick(issuance: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int) -
 
 def _finished(stock: bytes | None, ends_ms: bytes | None, now_ms: int) -> bool:
     if stock is None:
-        return True
-    ended = ends_ms is not None and 0 < int(ends_ms) <= now_ms
+        # No state yet: registration adds the coupon to the registry before it writes the hash, so
+        # this is a coupon being registered right now (or a registration that failed). Forgetting
+        # it would leave every winner it is about to get undrained; keeping a failed one costs two
+        # reads a tick.
+        return False
+    ends = int(ends_ms or 0)  # 0: no end
+    ended = ends > 0 and ends + ENDED_GRACE_MS <= now_ms
     return int(stock) <= 0 or ended
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 
 from app.extensions import clients, db
 from app.models import MemberCoupon
-from experiments.procs import start_gunicorn, start_module, wait_for
+from experiments.procs import Proc, start_gunicorn, start_module, wait_for
 from strategies import keys
 from tests.conftest import bearer, make_members
 
@@ -23,25 +23,30 @@ TRIES = 3
 THREADS = 48
 
 
-def rush(base: str, coupon_id: int, members: list[tuple[int, str]]) -> list[tuple[int, int, str | None]]:
-    """Every member asks TRIES times; THREADS clients start at one instant. (member, status, error) each."""
+def rush(bases: list[str], coupon_id: int, members: list[tuple[int, str]]) -> list[tuple[int, int, str | None]]:
+    """Every member asks TRIES times; THREADS clients start at one instant. (member, status, error) each.
+
+    With several servers in ``bases``, each try of a member goes to the next server, so a member's
+    requests race each other on different instances.
+    """
     results: list[tuple[int, int, str | None]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(THREADS)
 
-    def client(share: list[tuple[int, str]]) -> None:
+    def client(first: int, share: list[tuple[int, str]]) -> None:
         session = requests.Session()
         mine = []
         barrier.wait()
-        for _ in range(TRIES):
-            for member_id, token in share:
+        for attempt in range(TRIES):
+            for i, (member_id, token) in enumerate(share):
+                base = bases[(first + i + attempt) % len(bases)]
                 resp = session.post(f"{base}/coupons/{coupon_id}/download", headers=bearer(token), timeout=30)
                 error = None if resp.status_code < 300 else resp.json().get("error")
                 mine.append((member_id, resp.status_code, error))
         with lock:
             results.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(members[i::THREADS],)) for i in range(THREADS)]
+    threads = [threading.Thread(target=client, args=(i, members[i::THREADS])) for i in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
@@ -54,43 +59,62 @@ def persisted(app: Flask, coupon_id: int) -> list[int]:
         return list(db.session.scalars(sa.select(MemberCoupon.member_id).where(MemberCoupon.coupon_id == coupon_id)))
 
 
-@pytest.mark.parametrize("strategy", ["lock", "lua"])
-def test_rush_through_gunicorn(app: Flask, process_env: dict, tmp_path: Path, strategy: str) -> None:
-    env = dict(process_env, ISSUE_STRATEGY=strategy)
+def check_rush(
+    app: Flask, coupon_id: int, results: list[tuple[int, int, str | None]], strategy: str, logs: str
+) -> None:
+    """Every guarantee after a rush: exactly QUANTITY winners, nobody twice, one row per 2xx, no 5xx."""
+    statuses = Counter(status for _, status, _ in results)
+    assert len(results) == MEMBERS * TRIES
+    assert not [r for r in results if r[1] >= 500], logs
+    won = [m for m, status, _ in results if status in (201, 202)]
+    assert statuses[201 if strategy == "lock" else 202] == QUANTITY  # no oversell, no undersell
+    assert len(set(won)) == QUANTITY  # nobody twice
+    refusals = Counter(error for _, status, error in results if status >= 400)
+    assert set(refusals) <= {"already_issued", "sold_out"}, refusals
+    assert refusals["sold_out"] > 0
+
+    wait_for(lambda: len(persisted(app, coupon_id)) == QUANTITY, 30, "every winner persisted")
+    rows = persisted(app, coupon_id)
+    assert sorted(rows) == sorted(won)  # every 2xx is exactly one row; no 4xx is
+    with app.app_context():
+        issuance = clients().issuance
+        assert int(issuance.hget(keys.coupon(coupon_id), "stock")) == 0
+        wait_for(lambda: issuance.zcard(keys.queue(coupon_id)) == 0, 10, "the queue to empty")
+
+
+def run_rush(
+    app: Flask,
+    env: dict,
+    tmp_path: Path,
+    strategy: str,
+    instances: int = 1,
+    drain_workers: int = 1,
+    web_workers: int = 2,
+) -> None:
+    """Start the service under ``env`` (``instances`` gunicorns; for lua the drain workers and the
+    scheduler), rush one coupon across the instances and check every guarantee; stop it all."""
     ((_, seller_token),) = make_members(app, 1, role="seller", prefix="seller")
     members = make_members(app, MEMBERS)
-    server, base = start_gunicorn(env, tmp_path / "gunicorn.log")
-    background = (
-        [
-            start_module("jobs.worker", env, tmp_path / "worker.log"),
-            start_module("jobs.scheduler", env, tmp_path / "scheduler.log"),
-        ]
-        if strategy == "lua"
-        else []
-    )
+    procs: list[Proc] = []
     try:
+        bases = []
+        for i in range(instances):
+            server, base = start_gunicorn(env, tmp_path / f"gunicorn{i}.log", workers=web_workers)
+            procs.append(server)
+            bases.append(base)
+        if strategy == "lua":
+            procs += [start_module("jobs.worker", env, tmp_path / f"worker{i}.log") for i in range(drain_workers)]
+            procs.append(start_module("jobs.scheduler", env, tmp_path / "scheduler.log"))
         coupon = requests.post(
-            f"{base}/coupons", json={"name": "rush", "quantity": QUANTITY}, headers=bearer(seller_token), timeout=10
+            f"{bases[0]}/coupons", json={"name": "rush", "quantity": QUANTITY}, headers=bearer(seller_token), timeout=10
         ).json()
-        results = rush(base, coupon["id"], members)
-
-        statuses = Counter(status for _, status, _ in results)
-        assert len(results) == MEMBERS * TRIES
-        assert not [r for r in results if r[1] >= 500], server.output()[-2000:]
-        won = [m for m, status, _ in results if status in (201, 202)]
-        assert statuses[201 if strategy == "lock" else 202] == QUANTITY  # no oversell, no undersell
-        assert len(set(won)) == QUANTITY  # nobody twice
-        refusals = Counter(error for _, status, error in results if status >= 400)
-        assert set(refusals) <= {"already_issued", "sold_out"}, refusals
-        assert refusals["sold_out"] > 0
-
-        wait_for(lambda: len(persisted(app, coupon["id"])) == QUANTITY, 30, "every winner persisted")
-        rows = persisted(app, coupon["id"])
-        assert sorted(rows) == sorted(won)  # every 2xx is exactly one row; no 4xx is
-        with app.app_context():
-            issuance = clients().issuance
-            assert int(issuance.hget(keys.coupon(coupon["id"]), "stock")) == 0
-            wait_for(lambda: issuance.zcard(keys.queue(coupon["id"])) == 0, 10, "the queue to empty")
+        results = rush(bases, coupon["id"], members)
+        check_rush(app, coupon["id"], results, strategy, "\n".join(p.output()[-2000:] for p in procs))
     finally:
-        for proc in [server, *background]:
+        for proc in procs:
             proc.stop()
+
+
+@pytest.mark.parametrize("strategy", ["lock", "lua"])
+def test_rush_through_gunicorn(app: Flask, process_env: dict, tmp_path: Path, strategy: str) -> None:
+    run_rush(app, dict(process_env, ISSUE_STRATEGY=strategy), tmp_path, strategy)
