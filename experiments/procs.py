@@ -101,7 +101,11 @@ def start_gunicorn(
         except requests.RequestException:  # refused, or accepted but not yet served
             return False
 
-    wait_for(healthy, 30, "gunicorn to answer /healthz")
+    try:
+        wait_for(healthy, 30, "gunicorn to answer /healthz")
+    except BaseException:
+        proc.stop()
+        raise
     return proc, base
 
 
