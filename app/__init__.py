@@ -84,9 +84,9 @@ def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the API."""
-    from app import auth, coupons, health, members
+    from app import auth, coupons, health, members, openapi
 
-    for module in (auth, coupons, members, health):
+    for module in (auth, coupons, members, health, openapi):
         app.register_blueprint(module.bp)
 
 

@@ -96,7 +96,10 @@ def register_error_handlers(app: Flask) -> None:
             413: "payload_too_large",
             415: "invalid_request",
         }.get(status, "http_error")
-        return error_response(status, code, exc.description or exc.name)
+        response, status = error_response(status, code, exc.description or exc.name)
+        # A 405 must name the methods the path does take (RFC 9110); Werkzeug's own page carries it.
+        response.headers.extend((k, v) for k, v in exc.get_headers() if k == "Allow")
+        return response, status
 
     @app.errorhandler(Unavailable)
     @app.errorhandler(redis.ConnectionError)
