@@ -3,19 +3,29 @@
 It is a SimpleWorker: jobs run in this process, on its warm database and Redis pools. A drain
 job is short and bounded (DRAIN_MAX_RUN_S), and forking a work horse for each one would cost
 more than the drain itself. A kill -9 of this process is safe: see jobs.drain.drain.
+
+RQ's worker quits (or, starting, fails) when Redis goes away at the wrong moment: mid-job, in
+its heartbeat, at birth. Winners would then wait in Redis for good after Redis came back, so a
+worker that stops without being asked to is replaced by a new one until Redis answers again.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 
+import redis
 from flask import Flask, current_app, has_app_context
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 
 from app.logs import configure as configure_logging
 
+log = logging.getLogger(__name__)
+RESTART_WAIT_S = 1.0  # between a worker that quit on an outage and its replacement
 _app: Flask | None = None
 
 
@@ -44,8 +54,20 @@ def main(argv: list[str] | None = None) -> None:
         from app.extensions import clients
 
         broker = clients().broker
-        worker = SimpleWorker([Queue(app.config["DRAIN_QUEUE"], connection=broker)], connection=broker)
-        worker.work(burst=args.burst, logging_level="WARNING")
+        while True:
+            try:
+                worker = SimpleWorker([Queue(app.config["DRAIN_QUEUE"], connection=broker)], connection=broker)
+                worker.work(burst=args.burst, logging_level="WARNING")
+                # RQ notes a SIGTERM or Ctrl-C here; anything else that ended work() was a failure.
+                if args.burst or worker._shutdown_requested_date is not None:
+                    return
+                log.warning("the RQ worker quit without being asked to; starting another in %s s", RESTART_WAIT_S)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("Redis unreachable, starting another worker in %s s: %s", RESTART_WAIT_S, exc)
+            try:
+                time.sleep(RESTART_WAIT_S)
+            except StopRequested:  # the last worker's signal handler, still installed
+                return
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ def queue(coupon_id: int) -> str:
     return f"issuable_coupon_queue:{{{coupon_id}}}"
 
 
+def unsettled(coupon_id: int) -> str:
+    """Set of members whose commit failed with the database out of reach (lock): a unit spent, the row unknown."""
+    return f"coupon_unsettled:{{{coupon_id}}}"
+
+
 def issue_lock(coupon_id: int) -> str:
     """Name of the lock strategy's per-coupon lock (python-redis-lock prefixes ``lock:``)."""
     return f"coupon:{{{coupon_id}}}"

@@ -27,8 +27,10 @@ class LockStrategy:
       none rolls its INSERT back and answers sold_out.
     - no double issue: UNIQUE(member_id, coupon_id) refuses the second INSERT.
 
-    A failed commit gives the unit back only once a fresh connection shows the row is absent,
-    so an unknown commit can cost one unit of stock (undersell) but never oversell.
+    A failed commit gives the unit back only once a fresh connection shows the row is absent. If
+    the database cannot be asked (it went away with the commit), the member is noted in
+    ``keys.unsettled`` and the unit stays spent meanwhile (never oversell); the next request that
+    takes the lock once the database is back settles it: no row, the unit returns to stock.
     """
 
     def __init__(
@@ -42,13 +44,18 @@ class LockStrategy:
 
     def issue(self, coupon_id: int, member_id: int) -> Outcome:
         """Give ``coupon_id`` to ``member_id`` under the coupon's lock and commit the row."""
-        coupon = state.read(self._client, coupon_id)
+        pipe = self._client.pipeline(transaction=False)  # one round trip; both keys share the coupon's slot
+        pipe.hgetall(keys.coupon(coupon_id))
+        pipe.exists(keys.unsettled(coupon_id))
+        raw, unsettled = pipe.execute()
+        coupon = state.from_hash(raw)
         if coupon is None:
             return Outcome.NOT_FOUND
         closed = state.window_outcome(coupon)
         if closed:
             return Outcome(closed)
-        if coupon.stock <= 0:  # stock never comes back, so sold out needs no lock
+        # Stock only comes back by settling an unknown commit, so sold out needs no lock unless one waits.
+        if coupon.stock <= 0 and not unsettled:
             return Outcome.SOLD_OUT
         # strict=False: the client may be a RedisCluster; the name's hash tag keeps it on one slot.
         lock = redis_lock.Lock(self._client, keys.issue_lock(coupon_id), expire=self._expire_s, strict=False)
@@ -63,7 +70,13 @@ class LockStrategy:
                 log.warning("lock on coupon %s expired while held; stock and UNIQUE kept the guarantees", coupon_id)
 
     def _issue_locked(self, coupon_id: int, member_id: int) -> Outcome:
-        stock = self._client.hget(keys.coupon(coupon_id), "stock")
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hget(keys.coupon(coupon_id), "stock")
+        pipe.smembers(keys.unsettled(coupon_id))
+        stock, unsettled = pipe.execute()
+        if unsettled:
+            self._settle(coupon_id, unsettled)
+            stock = self._client.hget(keys.coupon(coupon_id), "stock")
         if stock is None or int(stock) <= 0:
             return Outcome.SOLD_OUT
         with self._engine.connect() as conn:
@@ -89,14 +102,28 @@ class LockStrategy:
         return Outcome.ISSUED
 
     def _after_failed_commit(self, coupon_id: int, member_id: int) -> None:
-        """Give the stock unit back only if the row is known to be absent."""
+        """Give the stock unit back only if the row is known to be absent; if that cannot be known, note it."""
         try:
             with self._engine.connect() as conn:
                 if self._has_row(conn, coupon_id, member_id):
                     return
             self._client.hincrby(keys.coupon(coupon_id), "stock", 1)
-        except Exception:  # unknown: keep the unit spent, undersell rather than oversell
-            log.exception("could not settle a failed commit for coupon %s member %s", coupon_id, member_id)
+        except Exception as exc:  # unknown: keep the unit spent (never oversell) until the database answers
+            log.warning("commit of coupon %s for member %s is unknown, settling later: %s", coupon_id, member_id, exc)
+            try:
+                self._client.sadd(keys.unsettled(coupon_id), member_id)
+            except Exception:  # Redis is gone too: the unit stays spent, an undersell of one
+                log.exception("could not note the unknown commit of coupon %s member %s", coupon_id, member_id)
+
+    def _settle(self, coupon_id: int, members: set[bytes]) -> None:
+        """Return to stock the unit of each unknown commit whose row is absent; called under the lock."""
+        with self._engine.connect() as conn:
+            absent = [m for m in members if not self._has_row(conn, coupon_id, int(m))]
+        for member in members:
+            # SREM first and once: whoever removes the member gives its unit back, exactly once.
+            if self._client.srem(keys.unsettled(coupon_id), member) and member in absent:
+                self._client.hincrby(keys.coupon(coupon_id), "stock", 1)
+        log.info("settled %s unknown commits of coupon %s: %s without a row", len(members), coupon_id, len(absent))
 
     @staticmethod
     def _has_row(conn: sa.Connection, coupon_id: int, member_id: int) -> bool:

@@ -32,7 +32,11 @@ def register(client: Any, coupon_id: int, name: str, quantity: int, starts_ms: i
 
 def read(client: Any, coupon_id: int) -> CouponState | None:
     """The coupon's state in one round trip, or None if Redis does not know it."""
-    raw = client.hgetall(keys.coupon(coupon_id))
+    return from_hash(client.hgetall(keys.coupon(coupon_id)))
+
+
+def from_hash(raw: dict[Any, Any]) -> CouponState | None:
+    """A CouponState from the coupon hash's fields as HGETALL returns them; None for an empty hash."""
     if not raw:
         return None
     field = {_text(k): _text(v) for k, v in raw.items()}

