@@ -14,6 +14,7 @@ from strategies import keys
 from strategies.base import member_coupon
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_DB_ERROR_S = 2
 
 
 def insert_ignore() -> sa.Insert:
@@ -82,11 +83,17 @@ def drain_coupon(coupon_id: int) -> int:
 
         clients().broker.delete(keys.drain_enqueued(coupon_id))  # lets the scheduler enqueue the next
         cfg = app.config
-        return drain(
-            clients().issuance,
-            db.engine,
-            coupon_id,
-            cfg["DRAIN_BATCH"],
-            cfg["DRAIN_LOCK_EXPIRE_S"],
-            cfg["DRAIN_MAX_RUN_S"],
-        )
+        try:
+            return drain(
+                clients().issuance,
+                db.engine,
+                coupon_id,
+                cfg["DRAIN_BATCH"],
+                cfg["DRAIN_LOCK_EXPIRE_S"],
+                cfg["DRAIN_MAX_RUN_S"],
+            )
+        except sa.exc.DBAPIError:
+            # The database is out of reach: hold the next drain of this coupon off for a moment rather
+            # than fail one every tick. The winners wait in Redis; RQ records this failure.
+            clients().broker.set(keys.drain_enqueued(coupon_id), 1, ex=RETRY_AFTER_DB_ERROR_S)
+            raise

@@ -21,8 +21,9 @@ from strategies import keys
 log = logging.getLogger(__name__)
 
 # How long an enqueued-but-not-started drain blocks another for the same coupon. Past it (a
-# worker died before starting the job) the scheduler enqueues again.
-ENQUEUED_MARK_TTL_S = 30
+# worker died between taking the job and starting it) the scheduler enqueues again: short, since
+# that is how long such winners wait; a spare job costs one empty ZRANGE.
+ENQUEUED_MARK_TTL_S = 5
 # The script ends a coupon's window by Redis's clock, the scheduler by its own: wait this long
 # past ends_ms before forgetting an ended coupon, so a clock behind Redis's cannot drop a winner.
 ENDED_GRACE_MS = 60_000
