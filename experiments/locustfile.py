@@ -18,6 +18,7 @@ import json
 import os
 import random
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ _next_user = itertools.count()
 
 tokens: list[tuple[int, str]] = []
 records: list[tuple[float, int, float]] = []
-asked: set[int] = set()
+asked: set[int] = set()  # members with an answered request
+in_flight: Counter[int] = Counter()  # requests sent and not yet answered, by member
 
 
 @events.test_start.add_listener
@@ -52,7 +54,9 @@ def write_records(environment: Any, **_kwargs: Any) -> None:
         return
     index = max(getattr(environment.runner, "worker_index", 0), 0)
     out = Path(os.environ["LAB_OUT"]) / f"records-{index:02d}.json"
-    out.write_text(json.dumps({"records": records, "asked": sorted(asked)}))
+    # Locust fires this before users stopping gracefully have their answers: those outcomes are unknown.
+    unknown = sorted(m for m, n in in_flight.items() if n > 0)
+    out.write_text(json.dumps({"records": records, "asked": sorted(asked), "in_flight": unknown}))
 
 
 class Member(FastHttpUser):
@@ -74,10 +78,13 @@ class Member(FastHttpUser):
             path, method, name = f"/coupons/{COUPON_ID}", self.client.get, "read"
         else:
             path, method, name = f"/coupons/{COUPON_ID}/download", self.client.post, "download"
-            asked.add(member_id)
+        in_flight[member_id] += 1
         started = time.time()
         with method(path, headers=headers, name=name, catch_response=True) as resp:
             status = resp.status_code or 0
             if status in (409, 410):
                 resp.success()  # already_issued and sold_out are the expected answers of a rush
         records.append((started, status, (time.time() - started) * 1000))
+        in_flight[member_id] -= 1
+        if MODE != "read":
+            asked.add(member_id)

@@ -36,6 +36,11 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _expected(value: float | str | None) -> str:
+    """Expected winners: a number, or a range when some requests went unanswered."""
+    return value if isinstance(value, str) else _num(value, 0)
+
+
 def _field(run: Run, section: str, key: str) -> float | None:
     """One figure of a nested section (latency_ms, drain), or None where the section is null."""
     return (run.get(section) or {}).get(key)
@@ -227,7 +232,8 @@ def _audit(run: Run) -> list[str]:
         "",
         *(f"- {'OK' if passed else 'FAIL'}: {check}" for check, passed in audit["checks"].items()),
         f"- rows {_num(audit.get('rows'), 0)}, winners {_num(audit.get('winners'), 0)}, expected winners "
-        f"{_num(audit.get('expected_winners'), 0)}, distinct askers {_num(audit.get('distinct_askers'), 0)}",
+        f"{_expected(audit.get('expected_winners'))}, distinct askers {_num(audit.get('distinct_askers'), 0)}, "
+        f"unanswered requests {_num(audit.get('unanswered', 0), 0)}",
         _drain_line(run),
         *_responses(run),
         "",

@@ -208,7 +208,9 @@ def _result(lab: Lab, mode: str, instances: int, coupon_id: int, load: Any, moni
     result["audit"] = (
         None
         if mode == "read"
-        else audits.audit(lab.client, lab.engine, mode, coupon_id, a.quantity, load.asked, won, result["failures"])
+        else audits.audit(
+            lab.client, lab.engine, mode, coupon_id, a.quantity, load.asked, won, result["failures"], load.in_flight
+        )
     )
     result["drain"] = None
     if mode == "lua" and rows and last_win is not None:

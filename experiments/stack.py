@@ -42,6 +42,7 @@ class LoadResult:
 
     records: list[Record] = field(default_factory=list)
     asked: set[int] = field(default_factory=set)
+    in_flight: set[int] = field(default_factory=set)  # asked, but unanswered when Locust stopped
     cpu_s: float = 0.0
     wall_s: float = 0.0
 
@@ -91,6 +92,10 @@ def run_locust(
             "--csv",
             str(out / "locust"),
             "--only-summary",
+            # Let each user finish the request it has in flight: a winner cut off at the stop would
+            # hold a row the client never saw (the audit checks every 2xx against the rows).
+            "--stop-timeout",
+            "30",
             "--loglevel",
             "WARNING",
         ],
@@ -114,6 +119,7 @@ def run_locust(
         data = json.loads(path.read_text())
         result.records.extend(tuple(r) for r in data["records"])  # type: ignore[misc]
         result.asked.update(data["asked"])
+        result.in_flight.update(data.get("in_flight", []))
     if not result.records:
         raise RuntimeError(f"Locust recorded no request; see {out}/locust-*.log")
     return result

@@ -68,3 +68,9 @@ def test_audit_flags_winners_not_yet_persisted_and_askers_missing(app: Flask) ->
         partial = audit(client, engine, "lua", 5, 10, asked=set(range(1, 6)), won_responses=10, failures=0)
         assert not partial["checks"]["only members who asked"]
         assert not audit(client, engine, "lua", 5, 10, set(range(1, 11)), won_responses=9, failures=0)["ok"]
+        # Member 10's answer never came: it may have won, and the audit allows for that and no more.
+        unknown = audit(client, engine, "lua", 5, 10, set(range(1, 10)), won_responses=9, failures=0, in_flight={10})
+        assert unknown["ok"] and unknown["expected_winners"] == "9-10"
+        assert not audit(client, engine, "lua", 5, 10, set(range(1, 10)), won_responses=8, failures=0, in_flight={10})[
+            "ok"
+        ]
