@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from app import embedded
 from app.logs import configure as configure_logging
 from experiments import report
 from experiments.procs import ROOT
@@ -82,21 +83,26 @@ def main(argv: list[str] | None = None) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = args.out / run_id
     out.mkdir(parents=True, exist_ok=True)
+    embedded_redis = not os.environ.get("REDIS_URL")  # the lab's app starts it; the lab stops it
     lab = Lab.prepare(args, out)
-    runs = []
-    for instances in [int(n) for n in args.instances.split(",")]:
-        modes = [s.strip() for s in args.strategies.split(",")] + ([] if args.no_read else ["read"])
-        for mode in modes:
-            runs.append(one_run(lab, mode, instances))
-    results = {
-        "run_id": run_id,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-        "machine": machine(),
-        "config": lab.config(),
-        "runs": runs,
-        "drain_benchmark": lab.drain_benchmarks(args.drain_winners),
-    }
+    try:
+        runs = []
+        for instances in [int(n) for n in args.instances.split(",")]:
+            modes = [s.strip() for s in args.strategies.split(",")] + ([] if args.no_read else ["read"])
+            for mode in modes:
+                runs.append(one_run(lab, mode, instances))
+        results = {
+            "run_id": run_id,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+            "machine": machine(),
+            "config": lab.config(),
+            "runs": runs,
+            "drain_benchmark": lab.drain_benchmarks(args.drain_winners),
+        }
+    finally:
+        if embedded_redis:
+            embedded.stop_server(lab.app.instance_path)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report.render(results, out)
     print(report.summary_table(results))

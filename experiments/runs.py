@@ -223,7 +223,8 @@ def _result(lab: Lab, mode: str, instances: int, coupon_id: int, load: Any, moni
     result["loadgen_cpu_share"] = round(load.cpu_s / (load.wall_s * (os.cpu_count() or 1)), 3)
     verdict = "n/a" if result["audit"] is None else ("OK" if result["audit"]["ok"] else "FAIL")
     print(
-        f"   {mode} x{instances}: {result['tps']:.0f} TPS, p50 {result['latency_ms']['p50']} ms, audit {verdict}",
+        f"   {mode} x{instances}: {result['tps']:.0f} TPS, p50 {result['latency_ms']['p50'] or 0:.0f} ms, "
+        f"audit {verdict}",
         flush=True,
     )
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from jobs.drain import drain
 
 
 @pytest.mark.slow
-def test_the_lab_runs_both_strategies_and_the_ceiling(app: Flask, process_env: dict, tmp_path: Path) -> None:
+def test_the_lab_runs_both_strategies_and_the_ceiling(tmp_path: Path) -> None:
+    """As `make run` runs it: embedded SQLite and Redis, which it stops when done."""
     args = [
         "--demo",
         "--users",
@@ -32,18 +34,16 @@ def test_the_lab_runs_both_strategies_and_the_ceiling(app: Flask, process_env: d
         "--drain-winners",
         "300",
         "--out",
-        str(tmp_path),
+        str(tmp_path / "reports"),
     ]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL")}
+    env.update(INSTANCE_PATH=str(tmp_path / "instance"), PYTHONWARNINGS="ignore")
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.lab", *args],
-        cwd=ROOT,
-        env=process_env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        [sys.executable, "-m", "experiments.lab", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (run_dir,) = tmp_path.iterdir()
+    assert not (tmp_path / "instance" / "redis.sock").exists(), "the embedded Redis outlived the lab"
+    (run_dir,) = (tmp_path / "reports").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     runs = {r["strategy"]: r for r in results["runs"]}
     assert set(runs) == {"lock", "lua", "read"}
