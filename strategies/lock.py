@@ -27,10 +27,10 @@ class LockStrategy:
       none rolls its INSERT back and answers sold_out.
     - no double issue: UNIQUE(member_id, coupon_id) refuses the second INSERT.
 
-    A failed commit gives the unit back only once a fresh connection shows the row is absent. If
-    the database cannot be asked (it went away with the commit), the member is noted in
-    ``keys.unsettled`` and the unit stays spent meanwhile (never oversell); the next request that
-    takes the lock once the database is back settles it: no row, the unit returns to stock.
+    A failed commit notes the member in ``keys.unsettled`` and settles it: the unit returns only
+    once a fresh connection shows the row is absent. If the database cannot be asked (it went away
+    with the commit), the unit stays spent meanwhile (never oversell) and the next request that
+    takes the lock once the database is back settles it.
     """
 
     def __init__(
@@ -102,18 +102,20 @@ class LockStrategy:
         return Outcome.ISSUED
 
     def _after_failed_commit(self, coupon_id: int, member_id: int) -> None:
-        """Give the stock unit back only if the row is known to be absent; if that cannot be known, note it."""
+        """The commit's outcome is unknown: note the member, then settle at once if the database answers.
+
+        Noted first, so that if settling cannot happen now (the database went away with the commit)
+        the unit stays spent (never oversell) until the next lock holder settles it.
+        """
         try:
-            with self._engine.connect() as conn:
-                if self._has_row(conn, coupon_id, member_id):
-                    return
-            self._client.hincrby(keys.coupon(coupon_id), "stock", 1)
-        except Exception as exc:  # unknown: keep the unit spent (never oversell) until the database answers
+            self._client.sadd(keys.unsettled(coupon_id), member_id)
+        except Exception:  # Redis is gone too: the unit stays spent, an undersell of one
+            log.exception("could not note the unknown commit of coupon %s member %s", coupon_id, member_id)
+            return
+        try:
+            self._settle(coupon_id, {str(member_id).encode()})
+        except Exception as exc:
             log.warning("commit of coupon %s for member %s is unknown, settling later: %s", coupon_id, member_id, exc)
-            try:
-                self._client.sadd(keys.unsettled(coupon_id), member_id)
-            except Exception:  # Redis is gone too: the unit stays spent, an undersell of one
-                log.exception("could not note the unknown commit of coupon %s member %s", coupon_id, member_id)
 
     def _settle(self, coupon_id: int, members: set[bytes]) -> None:
         """Return to stock the unit of each unknown commit whose row is absent; called under the lock."""
