@@ -208,24 +208,28 @@ class Answer:
 class Rush:
     """Members ask for a coupon from many threads released at one instant, at a bounded pace.
 
-    Each thread goes through its share of the members once, then, while ``keep_going()`` holds,
-    again (the repeats answer already_issued or sold_out). ``pause_s`` between a thread's requests
-    keeps the rush long enough for a fault to land in the middle of it, and leaves CPU for the
-    service on two cores.
+    Each thread goes through its share of the members ``tries`` times, then, while ``keep_going()``
+    holds, again (the repeats answer already_issued or sold_out). ``pause_s`` between a thread's
+    requests keeps the rush long enough for a fault to land in the middle of it, and leaves CPU for
+    the service on two cores. With several servers in ``base``, each try of a member goes to the
+    next server, so one member's requests race each other on different instances.
     """
 
     def __init__(
         self,
-        base: str,
+        base: str | list[str],
         coupon_id: int,
         members: list[tuple[int, str]],
         threads: int = 32,
         pause_s: float = 0.0,
         keep_going: Callable[[], bool] = lambda: False,
         timeout_s: float = 30.0,
+        tries: int = 1,
     ) -> None:
-        self.url = f"{base}/coupons/{coupon_id}/download"
+        bases = [base] if isinstance(base, str) else base
+        self.urls = [f"{b}/coupons/{coupon_id}/download" for b in bases]
         self.members = members
+        self.tries = tries
         self.threads = min(threads, len(members))
         self.pause_s = pause_s
         self.keep_going = keep_going
@@ -234,7 +238,7 @@ class Rush:
         self._lock = threading.Lock()
         self._barrier = threading.Barrier(self.threads)
         self._workers = [
-            threading.Thread(target=self._client, args=(members[i :: self.threads],), daemon=True)
+            threading.Thread(target=self._client, args=(i, members[i :: self.threads]), daemon=True)
             for i in range(self.threads)
         ]
 
@@ -252,21 +256,21 @@ class Rush:
         assert not any(t.is_alive() for t in self._workers), "the rush did not finish in time"
         return list(self.answers)
 
-    def _client(self, share: list[tuple[int, str]]) -> None:
+    def _client(self, first: int, share: list[tuple[int, str]]) -> None:
         session = requests.Session()
         self._barrier.wait()
-        first = True
-        while first or self.keep_going():
-            first = False
-            for member_id, token in share:
-                self._ask(session, member_id, token)
+        attempt = 0
+        while attempt < self.tries or self.keep_going():
+            for i, (member_id, token) in enumerate(share):
+                self._ask(session, self.urls[(first + i + attempt) % len(self.urls)], member_id, token)
                 if self.pause_s:
                     time.sleep(self.pause_s)
+            attempt += 1
 
-    def _ask(self, session: requests.Session, member_id: int, token: str) -> None:
+    def _ask(self, session: requests.Session, url: str, member_id: int, token: str) -> None:
         started = time.monotonic()
         try:
-            resp = session.post(self.url, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout_s)
+            resp = session.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout_s)
             status, error = resp.status_code, (None if resp.status_code < 300 else _error_code(resp))
         except requests.RequestException as exc:
             status, error = 0, type(exc).__name__
