@@ -26,3 +26,11 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 # gunicorn 25+ opens a control socket at one fixed path per user; several instances on one host
 # (the lab, a scaled deployment) would take it from each other. Nothing here uses it.
 control_socket_disable = True
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """On embedded defaults (no REDIS_URL), start the embedded Redis before any worker needs it."""
+    from app import embedded
+
+    if embedded.wanted():
+        embedded.ensure_server(embedded.instance_folder())

@@ -41,7 +41,8 @@ def resolve_services(app: Flask) -> None:
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'coupon_rush.sqlite3'}"
     if not app.config["REDIS_URL"]:
-        app.config["REDIS_URL"] = embedded.ensure_server(instance)
+        # Only the address: the entry points that want it started say so (embedded.serving()).
+        app.config["REDIS_URL"] = embedded.socket_url(instance)
     if not app.config["JWT_SECRET_KEY"]:
         log.warning("JWT_SECRET_KEY is not set: using the development secret (refused in production)")
         app.config["JWT_SECRET_KEY"] = DEV_JWT_SECRET

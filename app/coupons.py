@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from app import issuance
 from app.auth import current_member_id, role_required
+from app.errors import outcome_status
 from app.validation import NewCoupon, parse
 
 bp = Blueprint("coupons", __name__, url_prefix="/coupons")
@@ -28,11 +29,10 @@ def show(coupon_id: int) -> Response:
 @bp.post("/<int:coupon_id>/download")
 @role_required("member")
 def download(coupon_id: int) -> tuple[Response, int]:
-    """The hot endpoint: 201 issued (lock) or 202 pending (lua)."""
+    """The hot endpoint: 201 issued (lock) or 202 pending (lua); a refusal is its contract error."""
     member_id = current_member_id()
     outcome = issuance.download(coupon_id, member_id)
-    status = 201 if outcome is issuance.Outcome.ISSUED else 202
-    return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), status
+    return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), outcome_status(outcome)
 
 
 @bp.get("/<int:coupon_id>/stats")

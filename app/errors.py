@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import redis
 import sqlalchemy as sa
@@ -63,15 +62,34 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "unavailable", "The service cannot decide right now; try again."
 
 
-# Factories, not instances: re-raising one shared exception chains every new traceback onto
-# its old one, so the object grows with each request (and is shared across threads).
-OUTCOME_ERRORS: dict[Outcome, Callable[[], ApiError]] = {
-    Outcome.NOT_FOUND: CouponNotFound,
-    Outcome.NOT_STARTED: lambda: Conflict("not_started", "The coupon's download window has not opened yet."),
-    Outcome.ENDED: lambda: Conflict("ended", "The coupon's download window has closed."),
-    Outcome.ALREADY_ISSUED: lambda: Conflict("already_issued", "You already have this coupon."),
-    Outcome.SOLD_OUT: SoldOut,
+class Refused(ApiError):
+    """A download the strategy refused; its code is the outcome's word."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+# The one Outcome -> HTTP table: a success's status, or a refusal's status and message. The
+# error code on the wire is the outcome's value. A fresh exception is raised for each refusal:
+# re-raising a shared one chains every new traceback onto its old one.
+OUTCOME_HTTP: dict[Outcome, tuple[int, str | None]] = {
+    Outcome.ISSUED: (201, None),
+    Outcome.PENDING: (202, None),
+    Outcome.NOT_FOUND: (404, CouponNotFound.message),
+    Outcome.NOT_STARTED: (409, "The coupon's download window has not opened yet."),
+    Outcome.ENDED: (409, "The coupon's download window has closed."),
+    Outcome.ALREADY_ISSUED: (409, "You already have this coupon."),
+    Outcome.SOLD_OUT: (410, SoldOut.message),
 }
+
+
+def outcome_status(outcome: Outcome) -> int:
+    """The HTTP status of a successful outcome; raise the contract's error for a refusal."""
+    status, refusal = OUTCOME_HTTP[outcome]
+    if refusal is not None:
+        raise Refused(status, outcome.value, refusal)
+    return status
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -101,10 +119,11 @@ def register_error_handlers(app: Flask) -> None:
         response.headers.extend((k, v) for k, v in exc.get_headers() if k == "Allow")
         return response, status
 
+    # Any Redis error is an outage to the client: unreachable, cluster down, and refusals to write
+    # (OOM under noeviction, READONLY after a failover, MISCONF after a failed save). The request's
+    # outcome is unknown, so 503, never 500.
     @app.errorhandler(Unavailable)
-    @app.errorhandler(redis.ConnectionError)
-    @app.errorhandler(redis.TimeoutError)
-    @app.errorhandler(redis.exceptions.ClusterError)
+    @app.errorhandler(redis.RedisError)
     @app.errorhandler(sa.exc.OperationalError)
     @app.errorhandler(sa.exc.TimeoutError)
     def outage(exc: Exception) -> tuple[Response, int]:

@@ -13,10 +13,13 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
 import strategies
+from strategies import tables
 
 
 class Base(DeclarativeBase):
-    """Declarative base of the models."""
+    """Declarative base of the models, on the one schema of strategies/tables.py."""
+
+    metadata = tables.metadata
 
 
 db = SQLAlchemy(model_class=Base)
@@ -31,14 +34,14 @@ class Clients:
         self._config = app.config
         self._app = app
         self._pid = -1
-        self._issuance: Any = None
+        self._state_redis: Any = None
         self._broker: redis.Redis | None = None
         self._strategy: strategies.IssueStrategy | None = None
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():  # a forked child must not share its parent's sockets
             self._pid = os.getpid()
-            self._issuance = self._broker = self._strategy = None
+            self._state_redis = self._broker = self._strategy = None
 
     @property
     def broker(self) -> redis.Redis:
@@ -55,21 +58,21 @@ class Clients:
         return self._broker
 
     @property
-    def issuance(self) -> Any:
-        """Where issuance state lives: the cluster at REDIS_CLUSTER_URL, else the broker's Redis."""
+    def state_redis(self) -> Any:
+        """The Redis that holds coupon state: the cluster at REDIS_CLUSTER_URL, else the broker's Redis."""
         self._check_pid()
-        if self._issuance is None:
+        if self._state_redis is None:
             url = self._config["REDIS_CLUSTER_URL"]
             if url:
-                self._issuance = redis.RedisCluster.from_url(
+                self._state_redis = redis.RedisCluster.from_url(
                     url,
                     max_connections=self._config["REDIS_POOL_SIZE"],
                     socket_timeout=self._config["REDIS_SOCKET_TIMEOUT_S"],
                     socket_connect_timeout=2,
                 )
             else:
-                self._issuance = self.broker
-        return self._issuance
+                self._state_redis = self.broker
+        return self._state_redis
 
     @property
     def strategy(self) -> strategies.IssueStrategy:
@@ -80,7 +83,7 @@ class Clients:
                 engine = db.engine
             self._strategy = strategies.build(
                 self._config["ISSUE_STRATEGY"],
-                client=self.issuance,
+                client=self.state_redis,
                 engine=engine,
                 lock_expire_s=self._config["LOCK_EXPIRE_S"],
                 lock_wait_s=self._config["LOCK_WAIT_S"],

@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 def healthz() -> tuple[Response, int]:
     """200 when Redis and the database answer, else 503 naming what does not."""
     checks = {
-        "redis": _check(lambda: clients().issuance.ping()),
+        "redis": _check(lambda: clients().state_redis.ping()),
         "database": _check(lambda: db.session.execute(sa.text("SELECT 1"))),
     }
-    if checks["redis"] and clients().issuance is not clients().broker:
+    if checks["redis"] and clients().state_redis is not clients().broker:
         checks["broker"] = _check(lambda: clients().broker.ping())
     healthy = all(checks.values())
     body = {name: "ok" if ok else "down" for name, ok in checks.items()}

@@ -2,7 +2,7 @@
 
 Starts the embedded Redis when REDIS_URL is unset, brings the schema up to date, then runs the
 Procfile (API, RQ worker, scheduler) with honcho, every process pointed at the same services.
-Ctrl-C stops them all, then the embedded Redis.
+Ctrl-C stops them all, then the embedded Redis (its data stays in the instance folder).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.logs import configure as configure_logging
 
@@ -28,10 +29,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from app import create_app, embedded
 
-    embedded_redis = not os.environ.get("REDIS_URL")
-    app = create_app()
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+    with embedded.serving():
+        app = create_app()
+        with app.app_context():
+            upgrade(directory=str(ROOT / "migrations"))
+        return run_procfile(app, args.port)
+
+
+def run_procfile(app: Any, port: int) -> int:
+    """honcho with every process pointed at ``app``'s database and Redis; its exit status."""
     env = dict(
         os.environ,
         REDIS_URL=app.config["REDIS_URL"],
@@ -41,18 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
     print(
-        f"coupon-rush: API on http://127.0.0.1:{args.port}  strategy={app.config['ISSUE_STRATEGY']}  "
+        f"coupon-rush: API on http://127.0.0.1:{port}  strategy={app.config['ISSUE_STRATEGY']}  "
         f"database={app.config['SQLALCHEMY_DATABASE_URI']}  redis={app.config['REDIS_URL']}  (Ctrl-C stops)",
         flush=True,
     )
-    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "--port", str(args.port)], cwd=ROOT, env=env)
+    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "--port", str(port)], cwd=ROOT, env=env)
     try:
         return honcho.wait()
     except KeyboardInterrupt:  # honcho got the same Ctrl-C and is stopping its processes
         return honcho.wait()
-    finally:
-        if embedded_redis:
-            embedded.stop_server(app.instance_path)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def script_node(client: Any, coupon_id: int) -> Any:
 def forget(client: Any, engine: sa.Engine, coupon_id: int) -> None:
     """Remove a bench coupon's keys and rows."""
     client.delete(keys.coupon(coupon_id), keys.winners(coupon_id), keys.queue(coupon_id))
-    client.srem(keys.REGISTRY, coupon_id)
+    client.srem(keys.OPEN_COUPONS, coupon_id)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM member_coupon WHERE coupon_id = :c"), {"c": coupon_id})
 

@@ -52,7 +52,7 @@ class Lab:
         app = create_app()
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
-            engine, client = db.engine, clients().issuance
+            engine, client = db.engine, clients().state_redis
             log.info("seeding %s members", args.members)
             seed(engine, args.members, 0, 0, progress=None)
             seller_id = _seller(app)

@@ -12,41 +12,23 @@ worker that stops without being asked to is replaced by a new one until Redis an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 
 import redis
-from flask import Flask, current_app, has_app_context
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 
 from app.logs import configure as configure_logging
+from jobs.context import app_context
 
 log = logging.getLogger(__name__)
 RESTART_WAIT_S = 1.0  # between a worker that quit on an outage and its replacement
-_app: Flask | None = None
-
-
-@contextlib.contextmanager
-def app_context() -> Iterator[Flask]:
-    """The current app if a context is pushed, else this process's app (created once)."""
-    global _app
-    if has_app_context():
-        yield current_app._get_current_object()  # type: ignore[attr-defined]
-        return
-    if _app is None:
-        from app import create_app
-
-        _app = create_app()
-    with _app.app_context():
-        yield _app
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run a worker on the drain queue until stopped (or until empty with --burst)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m jobs.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
     args = parser.parse_args(argv)
     configure_logging("worker")
@@ -62,8 +44,10 @@ def main(argv: list[str] | None = None) -> None:
                 if args.burst or worker._shutdown_requested_date is not None:
                     return
                 log.warning("the RQ worker quit without being asked to; starting another in %s s", RESTART_WAIT_S)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("Redis unreachable, starting another worker in %s s: %s", RESTART_WAIT_S, exc)
+            except redis.RedisError as exc:  # unreachable, cluster down, OOM, read-only: replace the worker
+                log.warning(
+                    "Redis error, starting another worker in %s s: %s: %s", RESTART_WAIT_S, type(exc).__name__, exc
+                )
             try:
                 time.sleep(RESTART_WAIT_S)
             except StopRequested:  # the last worker's signal handler, still installed

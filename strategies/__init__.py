@@ -9,7 +9,7 @@ from strategies.base import IssueStrategy, Outcome, Unavailable
 from strategies.lock import LockStrategy
 from strategies.lua import LuaStrategy
 
-REGISTRY: dict[str, Callable[..., IssueStrategy]] = {
+STRATEGIES: dict[str, Callable[..., IssueStrategy]] = {
     "lock": LockStrategy,
     "lua": LuaStrategy,
 }
@@ -18,10 +18,10 @@ REGISTRY: dict[str, Callable[..., IssueStrategy]] = {
 def build(name: str, **deps: Any) -> IssueStrategy:
     """Build the strategy called ``name`` from its dependencies (client, engine, settings)."""
     try:
-        factory = REGISTRY[name]
+        factory = STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown issue strategy {name!r}; known: {', '.join(REGISTRY)}") from None
+        raise ValueError(f"unknown issue strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
     return factory(**deps)
 
 
-__all__ = ["REGISTRY", "IssueStrategy", "Outcome", "Unavailable", "build"]
+__all__ = ["STRATEGIES", "IssueStrategy", "Outcome", "Unavailable", "build"]

@@ -5,11 +5,9 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-import sqlalchemy as sa
-
 
 class Outcome(enum.Enum):
-    """What one download request came to; mapped to HTTP in one place (app/errors.py)."""
+    """What one download request came to; its value is the answer's word, mapped to HTTP in app/errors.py."""
 
     ISSUED = "issued"  # the row is committed (lock)
     PENDING = "pending"  # the member won; the row follows when the queue drains (lua)
@@ -30,13 +28,3 @@ class IssueStrategy(Protocol):
     def issue(self, coupon_id: int, member_id: int) -> Outcome:
         """Try to give ``coupon_id`` to ``member_id``; raise Unavailable if that cannot be decided."""
         ...
-
-
-# The issued-coupon table as the strategies and the drain see it; the schema itself lives in
-# app/models.py and migrations/. A table clause keeps this package free of Flask.
-member_coupon = sa.table(
-    "member_coupon",
-    sa.column("member_id", sa.BigInteger),
-    sa.column("coupon_id", sa.BigInteger),
-    sa.column("issued_at", sa.DateTime),
-)

@@ -193,11 +193,11 @@ def cluster_app_fixture(services: svc.Services, migrated: None, cluster: Cluster
     app = create_app(app_config(services, strategy, REDIS_CLUSTER_URL=cluster.url))
     cluster.flush()
     with app.app_context():
-        assert clients().issuance is not clients().broker
+        assert clients().state_redis is not clients().broker
         svc.reset(db.engine, clients().broker)
     yield app
     with app.app_context():
-        clients().issuance.close()
+        clients().state_redis.close()
         db.engine.dispose()
 
 

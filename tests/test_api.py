@@ -74,7 +74,7 @@ def test_download_lifecycle(app, client: FlaskClient, seller, strategy: str) -> 
     if strategy == "lua":
         assert stats == {"quantity": 2, "reserved": 2, "persisted": 0, "pending": 2}
         with app.app_context():
-            moved = drain(clients().issuance, db.engine, coupon["id"], batch=1, lock_expire_s=5, max_run_s=10)
+            moved = drain(clients().state_redis, db.engine, coupon["id"], batch=1, lock_expire_s=5, max_run_s=10)
         assert moved == 2
         mine = client.get("/members/me/coupons", headers=bearer(t1)).json
         assert [(c["coupon_id"], c["status"]) for c in mine] == [(coupon["id"], "issued")]
@@ -127,16 +127,16 @@ def test_each_refusal_is_a_fresh_exception(app) -> None:
     import traceback
 
     from app import issuance
-    from app.errors import ApiError
+    from app.errors import ApiError, outcome_status
     from strategies import state
 
     with app.app_context():
-        state.register(clients().issuance, 77, "one", 1, 0, 0)
+        state.register(clients().state_redis, 77, "one", 1, 0, 0)
         issuance.download(77, 1)
         raised = []
         for _ in range(3):
             with pytest.raises(ApiError) as caught:
-                issuance.download(77, 2)
+                outcome_status(issuance.download(77, 2))
             raised.append(caught.value)
     assert raised[0] is not raised[1] and raised[0].code == "sold_out"
     depths = {len(traceback.extract_tb(e.__traceback__)) for e in raised}

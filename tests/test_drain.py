@@ -20,7 +20,7 @@ WINNERS = 20_000
 def fill(app: Flask, coupon_id: int, winners: int) -> None:
     """Accept ``winners`` members through the real issue script."""
     with app.app_context():
-        fill_queue(clients().issuance, coupon_id, winners)
+        fill_queue(clients().state_redis, coupon_id, winners)
 
 
 def counts(app: Flask, coupon_id: int) -> tuple[int, int, int]:
@@ -31,7 +31,7 @@ def counts(app: Flask, coupon_id: int) -> tuple[int, int, int]:
                 MemberCoupon.coupon_id == coupon_id
             )
         ).one()
-        return rows, distinct, int(clients().issuance.zcard(keys.queue(coupon_id)))
+        return rows, distinct, int(clients().state_redis.zcard(keys.queue(coupon_id)))
 
 
 def test_kill9_worker_and_scheduler_mid_drain(app: Flask, process_env: dict, tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_drain_is_idempotent_after_a_crash_between_commit_and_removal(app: Flask
     coupon_id = 8
     fill(app, coupon_id, 30)
     with app.app_context():
-        client = clients().issuance
+        client = clients().state_redis
         entries = client.zrange(keys.queue(coupon_id), 0, 9, withscores=True)
         with db.engine.begin() as conn:  # what a crashed drain had committed
             conn.execute(sa.insert(MemberCoupon), [{"member_id": int(m), "coupon_id": coupon_id} for m, _ in entries])
@@ -79,7 +79,7 @@ def test_one_drain_per_coupon(app: Flask) -> None:
     with app.app_context():
         import redis_lock
 
-        client = clients().issuance
+        client = clients().state_redis
         held = redis_lock.Lock(client, keys.drain_lock(coupon_id), expire=5, strict=False)
         assert held.acquire(blocking=False)
         assert drain(client, db.engine, coupon_id, batch=100, lock_expire_s=5, max_run_s=10) == 0

@@ -37,7 +37,7 @@ def test_kill9_worker_and_scheduler_mid_drain_during_a_rush(app: Flask, process_
     ((_, seller), (_, warm)) = make_members(app, 1, role="seller", prefix="seller") + make_members(app, 1, prefix="w")
     members = make_members(app, MEMBERS)
     with app.app_context():
-        engine, client = db.engine, clients().issuance
+        engine, client = db.engine, clients().state_redis
     kills: list[Ledger] = []
     with Processes() as procs:
         base, drain = start_service(procs, env, tmp_path, drain=True)

@@ -58,7 +58,7 @@ def test_the_lab_runs_both_strategies_and_the_ceiling(tmp_path: Path) -> None:
 
 def test_audit_flags_winners_not_yet_persisted_and_askers_missing(app: Flask) -> None:
     with app.app_context():
-        client, engine = clients().issuance, db.engine
+        client, engine = clients().state_redis, db.engine
         fill_queue(client, 5, 10)  # members 1..10 won
         report = audit(client, engine, "lua", 5, 10, asked=set(range(1, 11)), won_responses=10, failures=0)
         assert not report["ok"]

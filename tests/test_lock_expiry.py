@@ -60,7 +60,7 @@ def staggered_requests(strategy: LockStrategy, coupon_id: int, members: list[int
 )
 def test_overlapping_holders(app: Flask, quantity: int, members: list[int], winners: int, refusal: Outcome) -> None:
     with app.app_context():
-        client, engine = clients().issuance, db.engine
+        client, engine = clients().state_redis, db.engine
         state.register(client, 1, "slow", quantity, 0, 0)
         strategy = LockStrategy(client, engine, lock_expire_s=EXPIRE_S, lock_wait_s=EXPIRE_S)
         with slow_database(engine):

@@ -52,7 +52,7 @@ def check_rush(
     rows = persisted(app, coupon_id)
     assert sorted(rows) == sorted(won)  # every 2xx is exactly one row; no 4xx is
     with app.app_context():
-        issuance = clients().issuance
+        issuance = clients().state_redis
         assert int(issuance.hget(keys.coupon(coupon_id), "stock")) == 0
         wait_for(lambda: issuance.zcard(keys.queue(coupon_id)) == 0, 10, "the queue to empty")
 

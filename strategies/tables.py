@@ -1,0 +1,63 @@
+"""The schema, defined once and Flask-free: app/models.py maps onto it, the lock strategy and the drain use it.
+
+Alembic's migrations must agree with it: tests/test_schema.py autogenerates against a migrated
+database and expects no difference.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from strategies.clock import utcnow
+
+metadata = sa.MetaData()
+
+# SQLite keeps BIGINT primary keys out of ROWID aliasing; INTEGER there, BIGINT elsewhere.
+_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+member = sa.Table(
+    "member",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False, default="member"),
+    sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+)
+
+coupon = sa.Table(
+    "coupon",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("starts_at", sa.DateTime, nullable=False),
+    sa.Column("ends_at", sa.DateTime, nullable=True),
+    sa.Column("seller_id", sa.BigInteger, sa.ForeignKey("member.id"), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+)
+
+# One coupon given to one member: the row every 201/202 becomes. No foreign keys: the batched
+# drain inserts tens of thousands of rows a second, and both ids come from a signed token and a
+# registered coupon. UNIQUE(member_id, coupon_id) serves "coupons of this member" and refuses a
+# second issue; the coupon_id index serves "rows of this coupon".
+member_coupon = sa.Table(
+    "member_coupon",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("member_id", sa.BigInteger, nullable=False),
+    sa.Column("coupon_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column(
+        "issued_at",
+        sa.DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+        nullable=False,
+        default=utcnow,
+    ),
+    sa.UniqueConstraint("member_id", "coupon_id", name="uq_member_coupon_member_coupon"),
+)
+
+
+def insert_ignore() -> sa.Insert:
+    """One idempotent bulk insert of member_coupon rows for MySQL/MariaDB and SQLite alike."""
+    return sa.insert(member_coupon).prefix_with("IGNORE", dialect="mysql").prefix_with("OR IGNORE", dialect="sqlite")
