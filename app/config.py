@@ -10,6 +10,22 @@ DEV_JWT_SECRET = "coupon-rush-development-secret-change-me"  # noqa: S105 - refu
 STRATEGIES = ("lock", "lua")
 
 
+# Settings that must be at least 1 (each in its own unit).
+POSITIVE = (
+    "LOCK_EXPIRE_S",
+    "LOCK_WAIT_S",
+    "DRAIN_BATCH",
+    "DRAIN_INTERVAL_MS",
+    "DRAIN_LOCK_EXPIRE_S",
+    "DRAIN_MAX_RUN_S",
+    "REDIS_POOL_SIZE",
+    "REDIS_SOCKET_TIMEOUT_S",
+    "DB_POOL_SIZE",
+    "DB_POOL_TIMEOUT_S",
+    "MAX_CONTENT_LENGTH",
+)
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot run; raised at start, never at the first request."""
 
@@ -63,10 +79,13 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"ISSUE_STRATEGY must be one of {', '.join(STRATEGIES)}; got {config['ISSUE_STRATEGY']!r}")
     if config["APP_ENV"] == "production" and config["JWT_SECRET_KEY"] in (None, DEV_JWT_SECRET):
         raise ConfigError("APP_ENV=production needs JWT_SECRET_KEY set to a secret of your own")
+    # Zero or less cannot work: python-redis-lock reads an expiry of 0 as "never expires", a drain
+    # with no time to run drains nothing, a timeout of 0 fails every call.
+    for name in POSITIVE:
+        if config[name] < 1:
+            variable = "MAX_CONTENT_LENGTH_BYTES" if name == "MAX_CONTENT_LENGTH" else name
+            raise ConfigError(f"{variable} must be at least 1, got {config[name]}")
     if config["LOCK_WAIT_S"] > config["LOCK_EXPIRE_S"]:
         raise ConfigError("LOCK_WAIT_S must not exceed LOCK_EXPIRE_S (python-redis-lock refuses it)")
     if config["LOCK_EXPIRE_S"] >= config["REDIS_SOCKET_TIMEOUT_S"]:
         raise ConfigError("REDIS_SOCKET_TIMEOUT_S must exceed LOCK_EXPIRE_S: lock waiters block in BLPOP")
-    for name in ("DRAIN_BATCH", "DRAIN_INTERVAL_MS", "REDIS_POOL_SIZE", "DB_POOL_SIZE", "LOCK_WAIT_S"):
-        if config[name] < 1:
-            raise ConfigError(f"{name} must be at least 1")

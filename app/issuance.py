@@ -3,65 +3,64 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from app.errors import OUTCOME_ERRORS, CouponNotFound, Forbidden
+from app.errors import CouponNotFound, Forbidden, InvalidRequest
 from app.extensions import clients, db
-from app.models import Coupon, MemberCoupon, utcnow
+from app.models import Coupon, MemberCoupon
 from app.validation import NewCoupon
-from strategies import Outcome, keys, state
+from strategies import Outcome, Unavailable, keys, state
+from strategies.clock import epoch_ms, from_epoch_ms, from_epoch_us, iso
 
 log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1
-
-
-def iso(value: datetime | None) -> str | None:
-    """A stored naive-UTC time as ISO 8601 with its zone."""
-    return None if value is None else value.replace(tzinfo=UTC).isoformat()
-
-
-def epoch_ms(value: datetime | None) -> int:
-    """A naive-UTC time as epoch milliseconds; 0 for none."""
-    return 0 if value is None else int(value.replace(tzinfo=UTC).timestamp() * 1000)
-
-
-def from_epoch_ms(value: int) -> datetime | None:
-    """Epoch milliseconds as a naive-UTC time; None for 0."""
-    return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None) if value else None
+REGISTER_TRIES = 2  # the state load is idempotent: a second try settles a lost reply
 
 
 def register_coupon(seller_id: int, body: NewCoupon) -> dict[str, Any]:
-    """Store the coupon, then load its state into Redis; undo the row if Redis refuses."""
+    """Store the coupon, then load its state into Redis.
+
+    The row is committed first and never deleted: Redis never holds a live coupon without a row.
+    If loading the state fails (Redis away, or its reply lost), the row stays, the seller gets a
+    503, and the coupon shows up as missing its state (``/healthz``, the ``check-state`` command)
+    until ``flask rebuild-state`` loads it. The load never overwrites existing state.
+    """
+    client = clients().state_redis
+    starts_at = body.starts_at or from_epoch_ms(state.now_ms(client))
+    if body.ends_at is not None and starts_at is not None and body.ends_at <= starts_at:
+        raise InvalidRequest("ends_at: must be after starts_at (the window opens now)")
     coupon = Coupon(
-        name=body.name,
-        quantity=body.quantity,
-        starts_at=body.starts_at or utcnow(),
-        ends_at=body.ends_at,
-        seller_id=seller_id,
+        name=body.name, quantity=body.quantity, starts_at=starts_at, ends_at=body.ends_at, seller_id=seller_id
     )
     db.session.add(coupon)
     db.session.commit()
-    try:
-        state.register(
-            clients().issuance,
-            coupon.id,
-            coupon.name,
-            coupon.quantity,
-            epoch_ms(coupon.starts_at),
-            epoch_ms(coupon.ends_at),
-        )
-    except Exception:
-        db.session.delete(coupon)
-        db.session.commit()
-        raise
+    load_state(client, coupon)
+    return coupon_body(coupon, remaining=coupon.quantity)
+
+
+def load_state(client: Any, coupon: Coupon) -> None:
+    """Load ``coupon``'s Redis state unless it has some; retried once; Unavailable if it cannot be."""
+    for attempt in range(1, REGISTER_TRIES + 1):
+        try:
+            state.register(
+                client, coupon.id, coupon.name, coupon.quantity, epoch_ms(coupon.starts_at), epoch_ms(coupon.ends_at)
+            )
+            return
+        except Exception as exc:
+            log.warning("loading coupon %s into Redis failed (try %s): %s", coupon.id, attempt, exc)
+            if attempt == REGISTER_TRIES:
+                raise Unavailable(f"coupon {coupon.id} stored, its state not loaded: {exc}") from exc
+
+
+def coupon_body(coupon: Coupon, remaining: int) -> dict[str, Any]:
+    """A coupon as the API shows it."""
     return {
         "id": coupon.id,
         "name": coupon.name,
         "quantity": coupon.quantity,
-        "remaining": coupon.quantity,
+        "remaining": remaining,
         "starts_at": iso(coupon.starts_at),
         "ends_at": iso(coupon.ends_at),
     }
@@ -69,7 +68,7 @@ def register_coupon(seller_id: int, body: NewCoupon) -> dict[str, Any]:
 
 def coupon_view(coupon_id: int) -> dict[str, Any]:
     """A coupon as members see it, from one Redis read."""
-    found = state.read(clients().issuance, coupon_id) if coupon_id <= MAX_ID else None
+    found = state.read(clients().state_redis, coupon_id) if coupon_id <= MAX_ID else None
     if found is None:
         raise CouponNotFound()
     return {
@@ -83,15 +82,18 @@ def coupon_view(coupon_id: int) -> dict[str, Any]:
 
 
 def download(coupon_id: int, member_id: int) -> Outcome:
-    """Ask the configured strategy; every refusal becomes its contract error."""
-    outcome = clients().strategy.issue(coupon_id, member_id) if coupon_id <= MAX_ID else Outcome.NOT_FOUND
-    if outcome in OUTCOME_ERRORS:
-        raise OUTCOME_ERRORS[outcome]()
-    return outcome
+    """Ask the configured strategy."""
+    return clients().strategy.issue(coupon_id, member_id) if coupon_id <= MAX_ID else Outcome.NOT_FOUND
 
 
 def member_coupons(member_id: int) -> list[dict[str, Any]]:
-    """The member's persisted coupons, then the ones won and still waiting in a queue."""
+    """The member's coupons: persisted rows, and wins still waiting in a queue.
+
+    Redis is read before the database. A winner's queue entry and pending note leave Redis only
+    after its row is committed, so a win missing from the first read has its row in the second:
+    a winner is always listed, issued or pending. Costs O(this member's coupons).
+    """
+    pending = _pending(member_id)
     rows = db.session.execute(
         sa.select(MemberCoupon.coupon_id, MemberCoupon.issued_at)
         .where(MemberCoupon.member_id == member_id)
@@ -99,20 +101,19 @@ def member_coupons(member_id: int) -> list[dict[str, Any]]:
     ).all()
     listed = [{"coupon_id": r.coupon_id, "status": "issued", "issued_at": iso(r.issued_at)} for r in rows]
     persisted = {r.coupon_id for r in rows}
-    for coupon_id, accepted_us in _pending(member_id):
+    for coupon_id, accepted_us in pending:
         if coupon_id not in persisted:  # a row may be committed a moment before its entry leaves
-            accepted = datetime.fromtimestamp(accepted_us / 1e6, UTC)
-            listed.append({"coupon_id": coupon_id, "status": "pending", "issued_at": accepted.isoformat()})
+            listed.append({"coupon_id": coupon_id, "status": "pending", "issued_at": iso(from_epoch_us(accepted_us))})
     return listed
 
 
 def _pending(member_id: int) -> list[tuple[int, float]]:
-    client = clients().issuance
-    coupon_ids = sorted(int(c) for c in client.smembers(keys.REGISTRY))
+    """(coupon, accepted at in epoch us) of the member's wins still in a queue."""
+    client = clients().state_redis
+    coupon_ids = sorted(int(c) for c in client.smembers(keys.member_pending(member_id)))
     if not coupon_ids:
         return []
-    # Not a transaction: the queues sit in many slots, and a cluster pipeline runs across slots
-    # only without MULTI (one round trip per node); transaction=True fails with CrossSlotTransactionError.
+    # Not a transaction: the queues sit in many slots; a cluster pipeline runs across slots only without MULTI.
     pipe = client.pipeline(transaction=False)
     for coupon_id in coupon_ids:
         pipe.zscore(keys.queue(coupon_id), member_id)
@@ -126,9 +127,9 @@ def coupon_stats(coupon_id: int, seller_id: int) -> dict[str, int]:
         raise CouponNotFound()
     if coupon.seller_id != seller_id:
         raise Forbidden("Only the coupon's seller may read its stats.")
-    client = clients().issuance
-    found = state.read(client, coupon_id)
-    reserved = coupon.quantity - max(found.stock, 0) if found else 0
+    client = clients().state_redis
+    left = state.stock(client, coupon_id)
+    reserved = coupon.quantity - max(left, 0) if left is not None else 0
     persisted = (
         db.session.scalar(
             sa.select(sa.func.count()).select_from(MemberCoupon).where(MemberCoupon.coupon_id == coupon_id)

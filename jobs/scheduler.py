@@ -1,11 +1,12 @@
 """The scheduler: every DRAIN_INTERVAL_MS, enqueue a drain for each coupon with waiting winners.
 
-``python -m jobs.scheduler``. Run one. It keeps no state of its own, so a kill -9 at any moment
+``python -m jobs.scheduler``. Run one. It keeps no state that matters, so a kill -9 at any moment
 loses nothing: the winners wait in Redis and the next scheduler picks them up.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import time
@@ -15,76 +16,92 @@ import redis
 from rq import Queue
 
 from app.logs import configure as configure_logging
+from jobs import enqueued
+from jobs.context import app_context
 from jobs.drain import drain_coupon
-from strategies import keys
+from strategies import keys, state
 
 log = logging.getLogger(__name__)
 
-# How long an enqueued-but-not-started drain blocks another for the same coupon. Past it (a
-# worker died between taking the job and starting it) the scheduler enqueues again: short, since
-# that is how long such winners wait; a spare job costs one empty ZRANGE.
-ENQUEUED_MARK_TTL_S = 5
-# The script ends a coupon's window by Redis's clock, the scheduler by its own: wait this long
-# past ends_ms before forgetting an ended coupon, so a clock behind Redis's cannot drop a winner.
-ENDED_GRACE_MS = 60_000
+# Coupons of the registry the sweep looks at per tick: bounds a tick's cost whatever the number
+# of coupons ever registered (100,000 open coupons: a full pass every 500 ticks, under a minute).
+SWEEP_COUNT = 200
+# Windows are judged by Redis's clock, the script's; on a cluster, nodes' clocks may differ a
+# little, so an ended coupon is forgotten only this long after its end.
+ENDED_GRACE_MS = 5_000
+RETRY_AFTER_ERROR_S = 1.0
 
 
-def tick(issuance: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int) -> int:
-    """One pass over the registry: enqueue drains where winners wait; forget finished coupons.
+class Sweep:
+    """A cursor through the registry of open coupons, a slice a tick.
 
-    The pipeline reads each coupon's stock before its queue length. Only the lua strategy queues
-    winners, and its stock never comes back, so once a read shows none left, no winner can join
-    the queue after it, and an empty queue read next means the coupon is done. Read the other way
-    round, a last winner accepted between the two reads would be forgotten with it. On a cluster
-    the pipeline is not a transaction: its commands are grouped per node, and the two of one
-    coupon share a slot, so they keep this order.
+    The due set is how winners are found (the API notes a coupon there after each win); the
+    sweep is the backstop for a win whose note was never written (the API process died between
+    the script and the note) and forgets coupons that can get no more winners.
     """
-    coupon_ids = [int(c) for c in issuance.smembers(keys.REGISTRY)]
-    if not coupon_ids:
-        return 0
-    pipe = issuance.pipeline(transaction=False)
-    for coupon_id in coupon_ids:
-        pipe.hmget(keys.coupon(coupon_id), "stock", "ends_ms")
-        pipe.zcard(keys.queue(coupon_id))
-    replies = pipe.execute()
-    now_ms = int(time.time() * 1000)
-    enqueued = 0
-    for i, coupon_id in enumerate(coupon_ids):
-        (stock, ends_ms), waiting = replies[2 * i], replies[2 * i + 1]
-        if waiting:
-            if broker.set(keys.drain_enqueued(coupon_id), 1, nx=True, ex=ENQUEUED_MARK_TTL_S):
-                queue.enqueue(
-                    drain_coupon,
-                    coupon_id,
-                    job_timeout=job_timeout_s,
-                    result_ttl=0,
-                    failure_ttl=24 * 3600,
-                    description=f"drain coupon {coupon_id}",
-                )
-                enqueued += 1
-        elif _finished(stock, ends_ms, now_ms):
-            # Sold out or ended, and nothing waiting: no winner can arrive any more.
-            issuance.srem(keys.REGISTRY, coupon_id)
-    return enqueued
+
+    def __init__(self) -> None:
+        self.cursor = 0
+
+    def step(self, client: Any) -> None:
+        """Look at the next SWEEP_COUNT coupons of the registry."""
+        self.cursor, members = client.sscan(keys.OPEN_COUPONS, self.cursor, count=SWEEP_COUNT)
+        coupon_ids = [int(c) for c in members]
+        if not coupon_ids:
+            return
+        # Stock before queue length: the lua strategy's stock never comes back, so once a read shows
+        # none left, no winner can join the queue after it, and an empty queue read next means the
+        # coupon is done. Read the other way round, a last winner accepted between the two reads
+        # would be forgotten. On a cluster the two of one coupon share a slot, so they keep order.
+        pipe = client.pipeline(transaction=False)
+        for coupon_id in coupon_ids:
+            pipe.hmget(keys.coupon(coupon_id), "stock", "ends_ms")
+            pipe.zcard(keys.queue(coupon_id))
+        replies = pipe.execute()
+        now_ms = state.now_ms(client)
+        for i, coupon_id in enumerate(coupon_ids):
+            (stock, ends_ms), waiting = replies[2 * i], replies[2 * i + 1]
+            if waiting:
+                client.sadd(keys.DRAIN_DUE, coupon_id)
+            elif _finished(stock, ends_ms, now_ms):
+                client.srem(keys.OPEN_COUPONS, coupon_id)
+
+
+def tick(client: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int, sweep: Sweep | None = None) -> int:
+    """One pass: a slice of the sweep, then a drain enqueued for each due coupon; the jobs enqueued."""
+    (sweep or Sweep()).step(client)
+    count = 0
+    for coupon_id in sorted(int(c) for c in client.smembers(keys.DRAIN_DUE)):
+        if enqueued.claim(broker, coupon_id):
+            queue.enqueue(
+                drain_coupon,
+                coupon_id,
+                job_timeout=job_timeout_s,
+                result_ttl=0,
+                failure_ttl=24 * 3600,
+                description=f"drain coupon {coupon_id}",
+            )
+            count += 1
+    return count
 
 
 def _finished(stock: bytes | None, ends_ms: bytes | None, now_ms: int) -> bool:
+    """Sold out or ended (by Redis's clock): no winner can arrive any more."""
     if stock is None:
         # No state yet: registration adds the coupon to the registry before it writes the hash, so
         # this is a coupon being registered right now (or a registration that failed). Forgetting
-        # it would leave every winner it is about to get undrained; keeping a failed one costs two
-        # reads a tick.
+        # it would leave every winner it is about to get undrained.
         return False
     ends = int(ends_ms or 0)  # 0: no end
     ended = ends > 0 and ends + ENDED_GRACE_MS <= now_ms
     return int(stock) <= 0 or ended
 
 
-def main() -> None:
-    """Tick until SIGTERM or Ctrl-C; an outage is logged and retried, never fatal."""
+def main(argv: list[str] | None = None) -> None:
+    """Tick until SIGTERM or Ctrl-C; a Redis error is logged and retried, never fatal."""
+    parser = argparse.ArgumentParser(prog="python -m jobs.scheduler", description=__doc__.splitlines()[0])
+    parser.parse_args(argv)  # --help prints usage and exits before anything starts
     configure_logging("scheduler")
-    from jobs.worker import app_context
-
     stopping = False
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -98,14 +115,16 @@ def main() -> None:
         interval_s = app.config["DRAIN_INTERVAL_MS"] / 1000
         queue = Queue(app.config["DRAIN_QUEUE"], connection=clients().broker)
         job_timeout_s = app.config["DRAIN_MAX_RUN_S"] + 60
+        sweep = Sweep()
         log.info("scheduling drains every %s ms on queue %s", app.config["DRAIN_INTERVAL_MS"], queue.name)
         try:
             while not stopping:
                 try:
-                    tick(clients().issuance, clients().broker, queue, job_timeout_s)
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    log.warning("Redis unreachable, retrying: %s", exc)
-                time.sleep(interval_s)
+                    tick(clients().state_redis, clients().broker, queue, job_timeout_s, sweep)
+                    time.sleep(interval_s)
+                except redis.RedisError as exc:  # unreachable, cluster down, OOM, read-only: wait and go on
+                    log.warning("Redis error, retrying in %s s: %s: %s", RETRY_AFTER_ERROR_S, type(exc).__name__, exc)
+                    time.sleep(RETRY_AFTER_ERROR_S)
         except KeyboardInterrupt:
             pass
     log.info("scheduler stopped")

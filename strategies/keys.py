@@ -2,7 +2,12 @@
 
 # Coupons whose queue may still receive or hold winners; the scheduler reads it instead of
 # scanning the keyspace. Not part of any script, so it needs no hash tag.
-REGISTRY = "coupon_registry"
+OPEN_COUPONS = "coupon_registry"
+
+# Coupons with winners waiting in their queue (lua): added after each win, removed by the drain
+# once the queue is empty. The scheduler's tick reads only this, so it costs O(coupons being
+# drained), not O(coupons ever registered).
+DRAIN_DUE = "drain_due"
 
 
 def coupon(coupon_id: int) -> str:
@@ -21,7 +26,7 @@ def queue(coupon_id: int) -> str:
 
 
 def unsettled(coupon_id: int) -> str:
-    """Set of members whose commit failed with the database out of reach (lock): a unit spent, the row unknown."""
+    """Set of members holding a unit whose row is not known committed (lock): settled by completing the row."""
     return f"coupon_unsettled:{{{coupon_id}}}"
 
 
@@ -38,3 +43,8 @@ def drain_lock(coupon_id: int) -> str:
 def drain_enqueued(coupon_id: int) -> str:
     """Marker on the broker: a drain job for the coupon is waiting in RQ's queue."""
     return f"drain_enqueued:{coupon_id}"
+
+
+def member_pending(member_id: int) -> str:
+    """Set of coupons the member won whose row may not be committed yet (lua): their list reads it."""
+    return f"member_pending:{member_id}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import redis_lock
@@ -11,9 +10,19 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from strategies import keys, scripts, state
-from strategies.base import Outcome, Unavailable, member_coupon
+from strategies.base import Outcome, Unavailable
+from strategies.clock import utcnow
+from strategies.tables import insert_ignore, member_coupon
 
 log = logging.getLogger(__name__)
+
+# lock_check.lua's answers other than "take the lock".
+CHECKED = {
+    scripts.NOT_FOUND: Outcome.NOT_FOUND,
+    scripts.NOT_STARTED: Outcome.NOT_STARTED,
+    scripts.ENDED: Outcome.ENDED,
+    scripts.SOLD_OUT: Outcome.SOLD_OUT,
+}
 
 
 class LockStrategy:
@@ -27,10 +36,15 @@ class LockStrategy:
       none rolls its INSERT back and answers sold_out.
     - no double issue: UNIQUE(member_id, coupon_id) refuses the second INSERT.
 
-    A failed commit notes the member in ``keys.unsettled`` and settles it: the unit returns only
-    once a fresh connection shows the row is absent. If the database cannot be asked (it went away
-    with the commit), the unit stays spent meanwhile (never oversell) and the next request that
-    takes the lock once the database is back settles it.
+    What keeps "no unit lost": take_stock.lua notes the member in ``keys.unsettled`` in the same
+    atomic step as the decrement, and the note is removed only once the commit is known to have
+    succeeded. A member left noted (the script's reply was lost, the commit failed or its outcome
+    is unknown, the process was killed) is settled by the next lock holder by *completing* the
+    issue: INSERT IGNORE of the member's row. The unit was taken for that member, so the row is
+    what it was for. Settling this way is safe against a commit that lands late (the server got
+    COMMIT, the client saw the connection reset): the settler's INSERT waits on the unique key
+    until the first transaction ends, then either finds its row or writes it; one row either
+    way, and the unit never returns to stock. Stock therefore never comes back.
     """
 
     def __init__(
@@ -40,23 +54,15 @@ class LockStrategy:
         self._engine = engine
         self._expire_s = lock_expire_s
         self._wait_s = lock_wait_s
+        self._check = scripts.register(client, "lock_check")
         self._take_stock = scripts.register(client, "take_stock")
 
     def issue(self, coupon_id: int, member_id: int) -> Outcome:
         """Give ``coupon_id`` to ``member_id`` under the coupon's lock and commit the row."""
-        pipe = self._client.pipeline(transaction=False)  # one round trip; both keys share the coupon's slot
-        pipe.hgetall(keys.coupon(coupon_id))
-        pipe.exists(keys.unsettled(coupon_id))
-        raw, unsettled = pipe.execute()
-        coupon = state.from_hash(raw)
-        if coupon is None:
-            return Outcome.NOT_FOUND
-        closed = state.window_outcome(coupon)
-        if closed:
-            return Outcome(closed)
-        # Stock only comes back by settling an unknown commit, so sold out needs no lock unless one waits.
-        if coupon.stock <= 0 and not unsettled:
-            return Outcome.SOLD_OUT
+        # One round trip, by Redis's clock: existence, window, and sold out with nothing to settle.
+        code = int(self._check(keys=[keys.coupon(coupon_id), keys.unsettled(coupon_id)]))
+        if code in CHECKED:
+            return CHECKED[code]
         # strict=False: the client may be a RedisCluster; the name's hash tag keeps it on one slot.
         lock = redis_lock.Lock(self._client, keys.issue_lock(coupon_id), expire=self._expire_s, strict=False)
         if not lock.acquire(timeout=self._wait_s):
@@ -70,62 +76,55 @@ class LockStrategy:
                 log.warning("lock on coupon %s expired while held; stock and UNIQUE kept the guarantees", coupon_id)
 
     def _issue_locked(self, coupon_id: int, member_id: int) -> Outcome:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hget(keys.coupon(coupon_id), "stock")
-        pipe.smembers(keys.unsettled(coupon_id))
-        stock, unsettled = pipe.execute()
+        unsettled = self._client.smembers(keys.unsettled(coupon_id))
         if unsettled:
-            self._settle(coupon_id, unsettled)
-            stock = self._client.hget(keys.coupon(coupon_id), "stock")
-        if stock is None or int(stock) <= 0:
+            self.settle(coupon_id, [int(m) for m in unsettled])
+        left = state.stock(self._client, coupon_id)
+        if left is None or left <= 0:
             return Outcome.SOLD_OUT
         with self._engine.connect() as conn:
             if self._has_row(conn, coupon_id, member_id):
                 return Outcome.ALREADY_ISSUED
             try:
                 conn.execute(
-                    sa.insert(member_coupon).values(
-                        member_id=member_id, coupon_id=coupon_id, issued_at=datetime.now(UTC).replace(tzinfo=None)
-                    )
+                    sa.insert(member_coupon).values(member_id=member_id, coupon_id=coupon_id, issued_at=utcnow())
                 )
             except IntegrityError:
                 conn.rollback()
                 return Outcome.ALREADY_ISSUED
-            if not self._take_stock(keys=[keys.coupon(coupon_id)]):
+            if not self._take_stock(keys=[keys.coupon(coupon_id), keys.unsettled(coupon_id)], args=[member_id]):
                 conn.rollback()
                 return Outcome.SOLD_OUT
             try:
                 conn.commit()
+                failed = None
             except sa.exc.DBAPIError as exc:
-                self._after_failed_commit(coupon_id, member_id)
-                raise Unavailable(f"commit failed: {exc.orig}") from exc
+                failed = exc
+        # Settle only once the connection is given back: a transaction still open on it would hold
+        # the row's unique key, and the settler's INSERT would wait on it.
+        if failed is not None:
+            return self._after_failed_commit(coupon_id, member_id, failed)
+        self._client.srem(keys.unsettled(coupon_id), member_id)  # if this fails, settling finds the row
         return Outcome.ISSUED
 
-    def _after_failed_commit(self, coupon_id: int, member_id: int) -> None:
-        """The commit's outcome is unknown: note the member, then settle at once if the database answers.
-
-        Noted first, so that if settling cannot happen now (the database went away with the commit)
-        the unit stays spent (never oversell) until the next lock holder settles it.
-        """
+    def _after_failed_commit(self, coupon_id: int, member_id: int, exc: sa.exc.DBAPIError) -> Outcome:
+        """The commit's outcome is unknown: settle now if the database answers, else leave it noted."""
         try:
-            self._client.sadd(keys.unsettled(coupon_id), member_id)
-        except Exception:  # Redis is gone too: the unit stays spent, an undersell of one
-            log.exception("could not note the unknown commit of coupon %s member %s", coupon_id, member_id)
-            return
-        try:
-            self._settle(coupon_id, {str(member_id).encode()})
-        except Exception as exc:
-            log.warning("commit of coupon %s for member %s is unknown, settling later: %s", coupon_id, member_id, exc)
+            self.settle(coupon_id, [member_id])
+        except Exception as settle_exc:
+            log.warning(
+                "commit of coupon %s for member %s is unknown, settling later: %s", coupon_id, member_id, settle_exc
+            )
+            raise Unavailable(f"commit failed: {exc.orig}") from exc
+        return Outcome.ISSUED  # settled: the member's row exists now
 
-    def _settle(self, coupon_id: int, members: set[bytes]) -> None:
-        """Return to stock the unit of each unknown commit whose row is absent; called under the lock."""
-        with self._engine.connect() as conn:
-            absent = [m for m in members if not self._has_row(conn, coupon_id, int(m))]
-        for member in members:
-            # SREM first and once: whoever removes the member gives its unit back, exactly once.
-            if self._client.srem(keys.unsettled(coupon_id), member) and member in absent:
-                self._client.hincrby(keys.coupon(coupon_id), "stock", 1)
-        log.info("settled %s unknown commits of coupon %s: %s without a row", len(members), coupon_id, len(absent))
+    def settle(self, coupon_id: int, members: list[int]) -> None:
+        """Complete the row of each noted member (INSERT IGNORE), then drop the note; called under the lock."""
+        rows = [{"member_id": m, "coupon_id": coupon_id, "issued_at": utcnow()} for m in members]
+        with self._engine.begin() as conn:
+            conn.execute(insert_ignore(), rows)
+        self._client.srem(keys.unsettled(coupon_id), *members)
+        log.info("settled %s unknown commits of coupon %s", len(members), coupon_id)
 
     @staticmethod
     def _has_row(conn: sa.Connection, coupon_id: int, member_id: int) -> bool:

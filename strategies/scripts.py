@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import weakref
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
+
+# Script objects of each client, made on first use: a client lives as long as its process.
+_BOUND: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+# Return codes shared by issue.lua and lock_check.lua.
+OK, NOT_FOUND, NOT_STARTED, ENDED, ALREADY_ISSUED, SOLD_OUT = range(6)
 
 
 @cache
@@ -16,5 +23,8 @@ def source(name: str) -> str:
 
 
 def register(client: Any, name: str) -> Any:
-    """A callable Script for ``lua/<name>.lua`` bound to ``client``."""
-    return client.register_script(source(name))
+    """The callable Script for ``lua/<name>.lua`` bound to ``client``, registered once."""
+    scripts = _BOUND.setdefault(client, {})
+    if name not in scripts:
+        scripts[name] = client.register_script(source(name))
+    return scripts[name]

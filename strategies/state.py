@@ -1,12 +1,17 @@
-"""A coupon's issuance state in Redis: written in one step at registration, read on every download."""
+"""A coupon's issuance state in Redis: the one module that reads and writes the coupon hash.
+
+Registration loads it in one step and never overwrites it; downloads read it; the lock
+strategy's settlement gives a unit back; the scheduler and the audit read stock and window.
+Every window decision uses Redis's clock (``now_ms``), the one the issue script reads.
+"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from strategies import keys
+from strategies import keys, scripts
+from strategies.base import Outcome
 
 
 @dataclass(frozen=True)
@@ -20,19 +25,44 @@ class CouponState:
     ends_ms: int
 
 
-def register(client: Any, coupon_id: int, name: str, quantity: int, starts_ms: int, ends_ms: int) -> None:
-    """Load a new coupon: one HSET, so a download never sees half a coupon."""
-    # Registry first: any winner the coupon gets can then be found by the scheduler.
-    client.sadd(keys.REGISTRY, coupon_id)
-    client.hset(
-        keys.coupon(coupon_id),
-        mapping={"name": name, "quantity": quantity, "stock": quantity, "starts_ms": starts_ms, "ends_ms": ends_ms},
+def register(client: Any, coupon_id: int, name: str, quantity: int, starts_ms: int, ends_ms: int) -> bool:
+    """Load a new coupon in one step; False (and nothing changed) if the coupon has state already."""
+    # Open first: any winner the coupon gets can then be found by the scheduler's sweep.
+    client.sadd(keys.OPEN_COUPONS, coupon_id)
+    loaded = scripts.register(client, "register")(
+        keys=[keys.coupon(coupon_id)], args=[name, quantity, starts_ms, ends_ms]
     )
+    return bool(loaded)
+
+
+def now_ms(client: Any, coupon_id: int | None = None) -> int:
+    """Redis's clock in epoch milliseconds (on a cluster, the clock of the coupon's node)."""
+    route = keys.coupon(coupon_id) if coupon_id is not None else keys.OPEN_COUPONS
+    return int(scripts.register(client, "now")(keys=[route]))
 
 
 def read(client: Any, coupon_id: int) -> CouponState | None:
     """The coupon's state in one round trip, or None if Redis does not know it."""
     return from_hash(client.hgetall(keys.coupon(coupon_id)))
+
+
+def read_many(client: Any, coupon_ids: list[int]) -> list[CouponState | None]:
+    """Several coupons' states in one pipelined round trip (one per node on a cluster)."""
+    pipe = client.pipeline(transaction=False)
+    for coupon_id in coupon_ids:
+        pipe.hgetall(keys.coupon(coupon_id))
+    return [from_hash(raw) for raw in pipe.execute()]
+
+
+def stock(client: Any, coupon_id: int) -> int | None:
+    """Units left (negative never), or None if Redis does not know the coupon."""
+    raw = client.hget(keys.coupon(coupon_id), "stock")
+    return None if raw is None else int(raw)
+
+
+def return_unit(client: Any, coupon_id: int) -> None:
+    """Give one unit back (the lock strategy's settlement of a commit that did not happen)."""
+    client.hincrby(keys.coupon(coupon_id), "stock", 1)
 
 
 def from_hash(raw: dict[Any, Any]) -> CouponState | None:
@@ -49,13 +79,12 @@ def from_hash(raw: dict[Any, Any]) -> CouponState | None:
     )
 
 
-def window_outcome(state: CouponState, now_ms: int | None = None) -> str | None:
-    """``not_started`` or ``ended`` when the window is closed at ``now_ms``, else None."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+def window_outcome(state: CouponState, now_ms: int) -> Outcome | None:
+    """NOT_STARTED or ENDED when the window is closed at ``now_ms`` (Redis's clock), else None."""
     if now_ms < state.starts_ms:
-        return "not_started"
+        return Outcome.NOT_STARTED
     if state.ends_ms and now_ms >= state.ends_ms:
-        return "ended"
+        return Outcome.ENDED
     return None
 
 

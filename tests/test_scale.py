@@ -51,8 +51,8 @@ def test_tick_enqueues_and_forgets_only_what_it_may(backend: tuple[Flask, dict[s
     app, _ = backend
     now_ms = int(time.time() * 1000)
     with app.app_context():
-        issuance, broker = clients().issuance, clients().broker
-        issuance.sadd(keys.REGISTRY, 1)  # being registered: in the registry, its hash not written yet
+        issuance, broker = clients().state_redis, clients().broker
+        issuance.sadd(keys.OPEN_COUPONS, 1)  # being registered: in the registry, its hash not written yet
         state.register(issuance, 2, "sold out, drained", 1, 0, 0)
         issuance.hset(keys.coupon(2), "stock", 0)
         fill_queue(issuance, 3, 4)  # sold out, four winners waiting
@@ -63,7 +63,7 @@ def test_tick_enqueues_and_forgets_only_what_it_may(backend: tuple[Flask, dict[s
 
         assert tick(issuance, broker, queue, job_timeout_s=60) == 1
         assert [job.args for job in queue.get_jobs()] == [(3,)]
-        assert {int(c) for c in issuance.smembers(keys.REGISTRY)} == {1, 3, 4, 6}
+        assert {int(c) for c in issuance.smembers(keys.OPEN_COUPONS)} == {1, 3, 4, 6}
         assert tick(issuance, broker, queue, job_timeout_s=60) == 0  # marked: no second job while one waits
         assert queue.count == 1
 
@@ -113,7 +113,7 @@ def progress(app: Flask, coupon_ids: list[int]) -> dict[int, tuple[int, int, int
             .group_by(MemberCoupon.coupon_id)
         ).all()
         rows = {c: (n, d) for c, n, d in counted}
-        issuance = clients().issuance
+        issuance = clients().state_redis
         return {c: (*rows.get(c, (0, 0)), int(issuance.zcard(keys.queue(c)))) for c in coupon_ids}
 
 
@@ -151,7 +151,7 @@ def test_many_coupons_drain_in_parallel_one_drain_each(backend: tuple[Flask, dic
     held, others = 1, list(range(2, COUPONS + 1))
     coupon_ids = [held, *others]
     with app.app_context():
-        issuance, broker = clients().issuance, clients().broker
+        issuance, broker = clients().state_redis, clients().broker
         for coupon_id in coupon_ids:
             fill_queue(issuance, coupon_id, WINNERS)
     # Small batches and a one-second bound per job: each coupon takes several jobs, so drains of
