@@ -36,6 +36,8 @@ coupon = sa.Table(
     sa.Column("ends_at", sa.DateTime, nullable=True),
     sa.Column("seller_id", sa.BigInteger, sa.ForeignKey("member.id"), nullable=False, index=True),
     sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+    # A coupon's id names its Redis state: never reuse one (SQLite would reuse the highest freed id).
+    sqlite_autoincrement=True,
 )
 
 # One coupon given to one member: the row every 201/202 becomes. No foreign keys: the batched
