@@ -100,6 +100,8 @@ def register_error_handlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """The ``flask`` CLI commands."""
+    from app import recovery
     from app.commands import register_commands as register
 
     register(app)
+    recovery.register_commands(app)

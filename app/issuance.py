@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app import recovery
 from app.errors import CouponNotFound, Forbidden, InvalidRequest
 from app.extensions import clients, db
 from app.models import Coupon, MemberCoupon
@@ -70,7 +71,7 @@ def coupon_view(coupon_id: int) -> dict[str, Any]:
     """A coupon as members see it, from one Redis read."""
     found = state.read(clients().state_redis, coupon_id) if coupon_id <= MAX_ID else None
     if found is None:
-        raise CouponNotFound()
+        raise _not_found_or_missing(coupon_id)
     return {
         "id": coupon_id,
         "name": found.name,
@@ -82,8 +83,19 @@ def coupon_view(coupon_id: int) -> dict[str, Any]:
 
 
 def download(coupon_id: int, member_id: int) -> Outcome:
-    """Ask the configured strategy."""
-    return clients().strategy.issue(coupon_id, member_id) if coupon_id <= MAX_ID else Outcome.NOT_FOUND
+    """Ask the configured strategy; a coupon with a row but no Redis state is an outage, not "not found"."""
+    outcome = clients().strategy.issue(coupon_id, member_id) if coupon_id <= MAX_ID else Outcome.NOT_FOUND
+    if outcome is Outcome.NOT_FOUND and coupon_id <= MAX_ID:
+        raise _not_found_or_missing(coupon_id)
+    return outcome
+
+
+def _not_found_or_missing(coupon_id: int) -> Exception:
+    """CouponNotFound, or Unavailable (logged) when the database has the coupon and Redis lost it."""
+    if coupon_id <= MAX_ID and recovery.has_row(coupon_id):
+        log.error("coupon %s has a row but no Redis state; see 'flask --app wsgi rebuild-state'", coupon_id)
+        return Unavailable(f"coupon {coupon_id} has no Redis state")
+    return CouponNotFound()
 
 
 def member_coupons(member_id: int) -> list[dict[str, Any]]:

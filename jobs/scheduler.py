@@ -97,6 +97,16 @@ def _finished(stock: bytes | None, ends_ms: bytes | None, now_ms: int) -> bool:
     return int(stock) <= 0 or ended
 
 
+def _check_state() -> None:
+    """At start: report open coupons whose Redis state is missing (a Redis that lost its data)."""
+    from app import recovery
+
+    try:
+        recovery.check()
+    except Exception:  # a report, never a reason not to drain
+        log.exception("could not check coupons for missing Redis state")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Tick until SIGTERM or Ctrl-C; a Redis error is logged and retried, never fatal."""
     parser = argparse.ArgumentParser(prog="python -m jobs.scheduler", description=__doc__.splitlines()[0])
@@ -116,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         queue = Queue(app.config["DRAIN_QUEUE"], connection=clients().broker)
         job_timeout_s = app.config["DRAIN_MAX_RUN_S"] + 60
         sweep = Sweep()
+        _check_state()
         log.info("scheduling drains every %s ms on queue %s", app.config["DRAIN_INTERVAL_MS"], queue.name)
         try:
             while not stopping:

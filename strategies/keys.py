@@ -9,6 +9,10 @@ OPEN_COUPONS = "coupon_registry"
 # drained), not O(coupons ever registered).
 DRAIN_DUE = "drain_due"
 
+# Open coupons found at the service's start with a row but no Redis state (a Redis that lost its
+# data): /healthz reports them until ``flask rebuild-state`` restores them.
+MISSING_STATE = "coupons_missing_state"
+
 
 def coupon(coupon_id: int) -> str:
     """Hash of the coupon's state: name, quantity, stock, starts_ms, ends_ms."""

@@ -13,6 +13,8 @@ from typing import Any
 from strategies import keys, scripts
 from strategies.base import Outcome
 
+RESTORE_CHUNK = 10_000  # members or coupons per command when rebuilding or checking state
+
 
 @dataclass(frozen=True)
 class CouponState:
@@ -33,6 +35,37 @@ def register(client: Any, coupon_id: int, name: str, quantity: int, starts_ms: i
         keys=[keys.coupon(coupon_id)], args=[name, quantity, starts_ms, ends_ms]
     )
     return bool(loaded)
+
+
+def restore(
+    client: Any, coupon_id: int, name: str, quantity: int, starts_ms: int, ends_ms: int, winners: list[int]
+) -> bool:
+    """Rebuild a coupon whose state Redis lost, from its rows; False (nothing changed) if it has state.
+
+    ``winners`` are the members with a row: they go into the winners set first, so that once the
+    hash appears (stock = quantity - rows) none of them can win a second unit.
+    """
+    if client.exists(keys.coupon(coupon_id)):
+        return False
+    for start in range(0, len(winners), RESTORE_CHUNK):
+        client.sadd(keys.winners(coupon_id), *winners[start : start + RESTORE_CHUNK])
+    client.sadd(keys.OPEN_COUPONS, coupon_id)
+    loaded = scripts.register(client, "register")(
+        keys=[keys.coupon(coupon_id)], args=[name, quantity, starts_ms, ends_ms, quantity - len(winners)]
+    )
+    return bool(loaded)
+
+
+def missing(client: Any, coupon_ids: list[int]) -> list[int]:
+    """Those of ``coupon_ids`` that Redis holds no state for (pipelined, in chunks)."""
+    found: list[int] = []
+    for start in range(0, len(coupon_ids), RESTORE_CHUNK):
+        chunk = coupon_ids[start : start + RESTORE_CHUNK]
+        pipe = client.pipeline(transaction=False)
+        for coupon_id in chunk:
+            pipe.exists(keys.coupon(coupon_id))
+        found += [c for c, exists in zip(chunk, pipe.execute(), strict=True) if not exists]
+    return found
 
 
 def now_ms(client: Any, coupon_id: int | None = None) -> int:
