@@ -1,0 +1,151 @@
+"""Does a request's cost grow with the number of coupons ever registered? ``python -m experiments.coupon_count``.
+
+Registers a target coupon, measures the in-process cost of each hot path (the scheduler's tick,
+GET /members/me/coupons, a lua download, GET /coupons/<id>), then registers --coupons open coupons
+more (no end, never sold out: the worst case for the registry) and measures again. Uses
+DATABASE_URL and REDIS_URL (run it against MariaDB and a Redis db of its own: its coupons' keys and
+rows are removed at the end). Prints median microseconds per call and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from rq import Queue
+
+from app import create_app, embedded
+from app.auth import access_token_for
+from app.extensions import clients, db
+from app.models import Coupon, Member, MemberCoupon
+from jobs.scheduler import Sweep, tick
+from strategies import keys, scripts
+
+FIRST_ID = 3 * 10**15  # registered coupons' ids: far from any real coupon; removed afterwards
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Median microseconds per call of each path."""
+
+    tick_us: float
+    member_list_us: float
+    download_us: float
+    coupon_read_us: float
+
+
+def median_us(call: Callable[[], object], repeat: int) -> float:
+    """The median wall time of ``call`` in microseconds, after two warm-up calls."""
+    call(), call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return round(statistics.median(samples) * 1e6, 1)
+
+
+def register_many(client: Any, first: int, count: int) -> None:
+    """``count`` open coupons in Redis, pipelined through the register script."""
+    register = scripts.register(client, "register")
+    for start in range(first, first + count, CHUNK):
+        pipe = client.pipeline(transaction=False)
+        ids = range(start, min(start + CHUNK, first + count))
+        pipe.sadd(keys.OPEN_COUPONS, *ids)
+        for coupon_id in ids:
+            register(keys=[keys.coupon(coupon_id)], args=["filler", 10**6, 0, 0], client=pipe)
+        pipe.execute()
+
+
+def measure(app: Flask, coupon_id: int, tokens: list[str], repeat: int) -> Costs:
+    """Each path's median cost; downloads use a fresh member each (every one a win)."""
+    web = app.test_client()
+    member = {"Authorization": f"Bearer {tokens[0]}"}
+    fresh = iter(tokens[1:])
+    with app.app_context():
+        client, broker = clients().state_redis, clients().broker
+        queue, sweep = Queue("coupon-count-bench", connection=broker), Sweep()
+        tick_us = median_us(lambda: tick(client, broker, queue, 60, sweep), repeat)
+        queue.empty()
+    return Costs(
+        tick_us=tick_us,
+        member_list_us=median_us(lambda: web.get("/members/me/coupons", headers=member), repeat),
+        download_us=median_us(
+            lambda: web.post(f"/coupons/{coupon_id}/download", headers={"Authorization": f"Bearer {next(fresh)}"}),
+            repeat,
+        ),
+        coupon_read_us=median_us(lambda: web.get(f"/coupons/{coupon_id}", headers=member), repeat),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure with one coupon, then with --coupons more; print both and their ratio."""
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.coupon_count",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--coupons", type=int, default=100_000, help="open coupons registered for the second measure")
+    p.add_argument("--repeat", type=int, default=300, help="timed calls per path and measure")
+    args = p.parse_args(argv)
+    with embedded.serving():
+        app = create_app({"ISSUE_STRATEGY": "lua"})
+        with app.app_context():
+            db.create_all()
+            client = clients().state_redis
+            name = f"count-seller-{FIRST_ID}"
+            db.session.execute(sa.delete(Member).where(Member.username == name))  # a run cut short left it
+            seller = Member(username=name, password_hash="-", role="seller")
+            db.session.add(seller)
+            db.session.commit()
+            coupon = Coupon(name="target", quantity=10**6, starts_at=sa.func.now(), seller_id=seller.id)
+            db.session.add(coupon)
+            db.session.commit()
+            target, seller_id = coupon.id, seller.id
+            scripts.register(client, "register")(keys=[keys.coupon(target)], args=["target", 10**6, 0, 0])
+            client.sadd(keys.OPEN_COUPONS, target)
+            base_id = FIRST_ID + 10**7
+            tokens = [access_token_for(base_id + i, "member") for i in range(4 * args.repeat + 20)]
+        try:
+            one = measure(app, target, tokens[: 2 * args.repeat + 10], args.repeat)
+            with app.app_context():
+                register_many(clients().state_redis, FIRST_ID, args.coupons)
+            many = measure(app, target, [tokens[0], *tokens[2 * args.repeat + 10 :]], args.repeat)
+        finally:
+            with app.app_context():
+                cleanup(clients().state_redis, target, args.coupons, seller_id)
+    print(f"{'path':<16}{'1 coupon (us)':>16}{f'{args.coupons:,} coupons (us)':>24}{'ratio':>8}")
+    for name in Costs.__dataclass_fields__:
+        a, b = getattr(one, name), getattr(many, name)
+        print(f"{name:<16}{a:>16,.1f}{b:>24,.1f}{b / a:>8.2f}")
+    return 0
+
+
+def cleanup(client: Any, target: int, count: int, seller_id: int) -> None:
+    """Remove the coupons' keys and rows, the target's winners and the seller."""
+    for start in range(FIRST_ID, FIRST_ID + count, CHUNK):
+        ids = range(start, min(start + CHUNK, FIRST_ID + count))
+        client.srem(keys.OPEN_COUPONS, *ids)
+        client.delete(*(keys.coupon(c) for c in ids))
+    members = [int(m) for m in client.smembers(keys.winners(target))]
+    client.delete(keys.coupon(target), keys.winners(target), keys.queue(target))
+    client.srem(keys.OPEN_COUPONS, target)
+    client.srem(keys.DRAIN_DUE, target)
+    for start in range(0, len(members), CHUNK):
+        client.delete(*(keys.member_pending(m) for m in members[start : start + CHUNK]))
+    db.session.execute(sa.delete(MemberCoupon).where(MemberCoupon.coupon_id == target))
+    db.session.execute(sa.delete(Coupon).where(Coupon.id == target))
+    db.session.execute(sa.delete(Member).where(Member.id == seller_id))
+    db.session.commit()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
