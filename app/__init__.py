@@ -9,11 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import redis
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import embedded
-from app.config import DEV_JWT_SECRET, Config, validate
+from app.config import DEV_JWT_SECRET, Config, ConfigError, validate, validate_redis
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     validate(app.config)
     resolve_services(app)
+    if app.config["APP_ENV"] == "production":
+        check_redis_durability(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -58,12 +62,55 @@ def resolve_services(app: Flask) -> None:
             "pool_pre_ping": True,
             "pool_recycle": 3600,
         }
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith(("mysql", "mariadb")):
+        # PyMySQL's default today, and the schema's (migration 0003) whatever the URL says.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] = {"charset": "utf8mb4"}
+
+
+def check_redis_durability(app: Flask) -> None:
+    """Production: refuse a Redis that evicts keys or forgets them on a crash (one connection at start)."""
+    options: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": 5, "socket_timeout": 5}
+    targets = [("REDIS_URL", redis.Redis.from_url(app.config["REDIS_URL"], **options))]
+    if app.config["REDIS_CLUSTER_URL"]:
+        try:
+            cluster = redis.RedisCluster.from_url(app.config["REDIS_CLUSTER_URL"], **options)
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+            raise ConfigError(f"cannot reach the Redis at REDIS_CLUSTER_URL to check its settings: {exc}") from None
+        targets += [(f"REDIS_CLUSTER_URL ({n.name})", cluster.get_redis_connection(n)) for n in cluster.get_primaries()]
+    for where, client in targets:
+        try:
+            settings = _redis_settings(where, client, app.config["ACCEPT_UNVERIFIED_REDIS"])
+        finally:
+            client.close()
+        if settings is not None:
+            validate_redis(where, settings, app.config["ACCEPT_REDIS_DATA_LOSS"])
+
+
+def _redis_settings(where: str, client: redis.Redis, accept_unverified: bool) -> dict[str, str] | None:
+    """The Redis's eviction and persistence settings; None if CONFIG GET is refused and that is accepted."""
+    try:
+        settings: dict[str, str] = {}
+        for name in ("maxmemory-policy", "appendonly", "save"):
+            settings.update({str(k): str(v) for k, v in client.config_get(name).items()})
+        return settings
+    except redis.ResponseError as exc:  # a managed Redis may rename CONFIG or deny it to this user
+        if accept_unverified:
+            log.warning(
+                "cannot read the settings of the Redis at %s (%s): trusting ACCEPT_UNVERIFIED_REDIS", where, exc
+            )
+            return None
+        raise ConfigError(
+            f"cannot check the Redis at {where}: CONFIG GET was refused ({exc}); allow it for this user, or set "
+            "ACCEPT_UNVERIFIED_REDIS=1 once you have made sure it runs maxmemory-policy noeviction with persistence"
+        ) from None
+    except redis.RedisError as exc:
+        raise ConfigError(f"cannot reach the Redis at {where} to check its settings: {exc}") from None
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind the database, migrations, JWT and the per-process clients."""
+    """Bind the database, migrations, JWT, the login limiter and the per-process clients."""
     from app.auth import register_jwt_handlers
-    from app.extensions import db, init_clients, jwt, migrate
+    from app.extensions import db, init_clients, init_limiter, jwt, migrate
 
     db.init_app(app)
     migrate.init_app(
@@ -71,7 +118,10 @@ def register_extensions(app: Flask) -> None:
     )
     jwt.init_app(app)
     register_jwt_handlers(app)
+    init_limiter(app)
     init_clients(app)
+    if app.config["PROXY_HOPS"]:  # the client address the login limiter counts, as nginx states it
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"])  # type: ignore[method-assign]
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             sa.event.listen(db.engine, "connect", _sqlite_wal)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
+from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import BadCredentials, Conflict, Forbidden, Unauthorized, error_response
-from app.extensions import db, jwt
+from app.extensions import db, jwt, limiter
 from app.models import Member
 from app.validation import Credentials, parse
 
@@ -47,25 +49,57 @@ def signup() -> tuple[Response, int]:
     return jsonify(id=member.id, username=member.username, role=member.role), 201
 
 
+def _failed(response: Response) -> bool:
+    return response.status_code == BadCredentials.status
+
+
+def _username_key() -> str:
+    """The login's username, case-folded (the database compares names without case)."""
+    try:
+        username = json.loads(request.get_data(cache=True)).get("username")
+    except (ValueError, AttributeError):
+        username = None
+    return f"user:{username.strip().casefold()}" if isinstance(username, str) else "user:"
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to check when the username is unknown, so that both failures cost one scrypt."""
+    return generate_password_hash("no-such-member")
+
+
+# Only failures count (deduct_when), so members who type their password right are never slowed;
+# once a username or an address is over its limit, even a right password answers 429 until the window ends.
 @bp.post("/login")
+@limiter.limit(lambda: current_app.config["LOGIN_FAILURES_PER_USERNAME"], key_func=_username_key, deduct_when=_failed)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_FAILURES_PER_ADDRESS"], key_func=get_remote_address, deduct_when=_failed
+)
 def login() -> Response:
     """Exchange a username and password for an access token."""
     body = parse(Credentials)
     member = db.session.scalar(select(Member).where(Member.username == body.username))
-    if member is None or not check_password_hash(member.password_hash, body.password):
+    password_hash = member.password_hash if member is not None else _dummy_hash()
+    if not check_password_hash(password_hash, body.password) or member is None:
         raise BadCredentials()
     return jsonify(access_token=access_token_for(member.id, member.role))
 
 
-def role_required(*roles: str) -> Callable[[View], View]:
-    """Require a valid access token whose role claim is one of ``roles``."""
+def role_required(*roles: str, lookup: bool = True) -> Callable[[View], View]:
+    """Require a valid access token whose role claim is one of ``roles``, of an account that exists.
+
+    ``lookup=False`` skips the account's lookup (the download hot path): a signed token is then
+    trusted until it expires, even if its account was deleted meanwhile.
+    """
 
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             verify_jwt_in_request()
-            if get_jwt().get("role") not in roles:
+            if get_jwt().get("role") not in roles:  # the claim first: no database trip for a wrong role
                 raise Forbidden()
+            if lookup and db.session.get(Member, current_member_id()) is None:
+                raise Unauthorized("The token's account no longer exists.")
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
@@ -93,3 +127,6 @@ def register_jwt_handlers(app: Flask) -> None:
     jwt.revoked_token_loader(lambda _header, _payload: unauthorized("The token has been revoked."))
     jwt.needs_fresh_token_loader(lambda _header, _payload: unauthorized("A fresh token is required."))
     jwt.user_lookup_error_loader(lambda _header, _payload: unauthorized("Unknown member."))
+    # PyJWT checks exp only when present: a signed token without one would never expire.
+    jwt.token_verification_loader(lambda _header, payload: "exp" in payload)
+    jwt.token_verification_failed_loader(lambda _header, _payload: unauthorized("The token has no expiry."))

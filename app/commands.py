@@ -12,7 +12,14 @@ from app.errors import ApiError
 
 @click.command("create-user")
 @click.argument("username")
-@click.option("--password", required=True, help="The account's password.")
+@click.option(
+    "--password",
+    required=True,
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The account's password; asked for, unseen and twice, when not given.",
+)
 @click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
 @with_appcontext
 def create_user(username: str, password: str, role: str) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 DEV_JWT_SECRET = "coupon-rush-development-secret-change-me"  # noqa: S105 - refused in production
 STRATEGIES = ("lock", "lua")
+APP_ENVS = ("development", "production")
+MIN_SECRET_BYTES = 32  # HS256: a key shorter than the hash's 32 bytes weakens it (RFC 7518 3.2)
 
 
 # Settings that must be at least 1 (each in its own unit).
@@ -23,6 +25,7 @@ POSITIVE = (
     "DB_POOL_SIZE",
     "DB_POOL_TIMEOUT_S",
     "MAX_CONTENT_LENGTH",
+    "JWT_ACCESS_TOKEN_EXPIRES_S",  # tokens always expire
 )
 
 
@@ -38,6 +41,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 class Config:
@@ -67,6 +74,15 @@ class Config:
         self.DB_POOL_SIZE = _int(env, "DB_POOL_SIZE", 20)
         self.DB_POOL_TIMEOUT_S = _int(env, "DB_POOL_TIMEOUT_S", 5)
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH_BYTES", 64 * 1024)
+        # Failed logins allowed per username and per client address (Flask-Limiter's notation).
+        self.LOGIN_FAILURES_PER_USERNAME = env.get("LOGIN_FAILURES_PER_USERNAME") or "5 per minute"
+        self.LOGIN_FAILURES_PER_ADDRESS = env.get("LOGIN_FAILURES_PER_ADDRESS") or "30 per minute"
+        # Proxies in front whose X-Forwarded-For is trusted for the client address (1 behind our nginx).
+        self.PROXY_HOPS = _int(env, "PROXY_HOPS", 0)
+        # Production refuses a Redis without persistence unless the operator accepts losing winners.
+        self.ACCEPT_REDIS_DATA_LOSS = _flag(env, "ACCEPT_REDIS_DATA_LOSS")
+        # A managed Redis may refuse CONFIG GET: then the operator vouches for noeviction and persistence.
+        self.ACCEPT_UNVERIFIED_REDIS = _flag(env, "ACCEPT_UNVERIFIED_REDIS")
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a mapping for ``app.config.update``."""
@@ -77,8 +93,10 @@ def validate(config: Mapping[str, Any]) -> None:
     """Refuse a configuration that cannot work, with a message that says what to change."""
     if config["ISSUE_STRATEGY"] not in STRATEGIES:
         raise ConfigError(f"ISSUE_STRATEGY must be one of {', '.join(STRATEGIES)}; got {config['ISSUE_STRATEGY']!r}")
-    if config["APP_ENV"] == "production" and config["JWT_SECRET_KEY"] in (None, DEV_JWT_SECRET):
-        raise ConfigError("APP_ENV=production needs JWT_SECRET_KEY set to a secret of your own")
+    if config["APP_ENV"] not in APP_ENVS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}; got {config['APP_ENV']!r}")
+    if config["APP_ENV"] == "production":
+        validate_production(config)
     # Zero or less cannot work: python-redis-lock reads an expiry of 0 as "never expires", a drain
     # with no time to run drains nothing, a timeout of 0 fails every call.
     for name in POSITIVE:
@@ -89,3 +107,46 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("LOCK_WAIT_S must not exceed LOCK_EXPIRE_S (python-redis-lock refuses it)")
     if config["LOCK_EXPIRE_S"] >= config["REDIS_SOCKET_TIMEOUT_S"]:
         raise ConfigError("REDIS_SOCKET_TIMEOUT_S must exceed LOCK_EXPIRE_S: lock waiters block in BLPOP")
+    if config["PROXY_HOPS"] < 0:
+        raise ConfigError(f"PROXY_HOPS must be 0 or more, got {config['PROXY_HOPS']}")
+    for name in ("LOGIN_FAILURES_PER_USERNAME", "LOGIN_FAILURES_PER_ADDRESS"):
+        _check_rate(name, config[name])
+
+
+def _check_rate(name: str, value: str) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate such as '5 per minute', got {value!r}") from None
+
+
+def validate_production(config: Mapping[str, Any]) -> None:
+    """No development secret and no embedded services in production: each refusal names what to set."""
+    secret = config["JWT_SECRET_KEY"]
+    if secret in (None, DEV_JWT_SECRET):
+        raise ConfigError("APP_ENV=production needs JWT_SECRET_KEY set to a secret of your own")
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"APP_ENV=production needs a JWT_SECRET_KEY of at least {MIN_SECRET_BYTES} bytes")
+    if not config["SQLALCHEMY_DATABASE_URI"]:
+        raise ConfigError("APP_ENV=production needs DATABASE_URL: no embedded SQLite in production")
+    if not config["REDIS_URL"]:
+        # RQ's broker lives there even when issuance state is on REDIS_CLUSTER_URL.
+        raise ConfigError("APP_ENV=production needs REDIS_URL (RQ's broker): no embedded Redis in production")
+
+
+def validate_redis(where: str, settings: Mapping[str, str], accept_data_loss: bool) -> None:
+    """Refuse a Redis that can lose accepted winners: ``settings`` are its CONFIG GET answers."""
+    policy = settings.get("maxmemory-policy", "")
+    if policy != "noeviction":
+        raise ConfigError(
+            f"the Redis at {where} runs maxmemory-policy {policy!r}, which evicts keys (accepted winners among "
+            "them): set maxmemory-policy noeviction"
+        )
+    persistent = settings.get("appendonly", "no") == "yes" or bool(settings.get("save", "").strip())
+    if not persistent and not accept_data_loss:
+        raise ConfigError(
+            f"the Redis at {where} has no persistence (appendonly no, save ''): a crash loses accepted winners; "
+            "turn on appendonly yes (or RDB save points), or set ACCEPT_REDIS_DATA_LOSS=1 to accept that loss"
+        )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 import redis
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from strategies import Outcome, Unavailable
@@ -103,6 +106,16 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> tuple[Response, int]:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int]:
+        from app.extensions import limiter
+
+        response, status = error_response(429, "too_many_requests", "Too many failed logins; try again later.")
+        breached = limiter.current_limit  # the limit that refused, with its window's end
+        wait_s = math.ceil(breached.reset_at - time.time()) if breached is not None else 60
+        response.headers["Retry-After"] = str(max(1, wait_s))
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import redis
 from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -25,6 +28,9 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
+# Only /auth/login is limited (app/auth.py), no default limits. Its counts live in the Redis at
+# REDIS_URL so that every worker and host shares them. One app per process owns it (the last init_app).
+limiter = Limiter(key_func=get_remote_address, key_prefix="login_limits")
 
 
 class Clients:
@@ -89,6 +95,38 @@ class Clients:
                 lock_wait_s=self._config["LOCK_WAIT_S"],
             )
         return self._strategy
+
+
+def init_limiter(app: Flask) -> None:
+    """Point the login limiter at the broker Redis; redis+unix:// is how limits spells a socket."""
+    url = app.config["REDIS_URL"]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", f"redis+{url}" if url.startswith("unix://") else url)
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS",
+        {"socket_timeout": app.config["REDIS_SOCKET_TIMEOUT_S"], "socket_connect_timeout": 2},
+    )
+    limiter.init_app(app)
+    # Flask-Limiter hooks every request of the app: its before_request alone cost ~40 us a request
+    # with no limit to check. Only /auth/login is limited and its decorator checks by itself, so
+    # the hooks that count failures and free the context move to the auth blueprint, and the
+    # download path pays nothing.
+    hook_lists: tuple[dict[Any, list[Any]], ...] = (
+        app.before_request_funcs,
+        app.after_request_funcs,
+        app.teardown_request_funcs,
+    )
+    for hooks in hook_lists:
+        mine = [hook for hook in hooks.get(None, []) if _bound_to_limiter(hook)]
+        for hook in mine:
+            hooks[None].remove(hook)
+            if hooks is not app.before_request_funcs:
+                hooks.setdefault("auth", []).append(hook)
+
+
+def _bound_to_limiter(hook: Any) -> bool:
+    if isinstance(hook, partial):
+        return bool(hook.args) and hook.args[0] is limiter
+    return getattr(hook, "__self__", None) is limiter
 
 
 def init_clients(app: Flask) -> None:

@@ -6,7 +6,16 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 from flask import request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from app.errors import InvalidRequest
 from strategies.clock import naive_utc
@@ -36,10 +45,10 @@ class Body(BaseModel):
 
 
 class Credentials(Body):
-    """Sign-up and log-in."""
+    """Sign-up and log-in: the username loses surrounding spaces, the password is kept as typed."""
 
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=128)
+    password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(min_length=1, max_length=128)
 
 
 class NewCoupon(Body):

@@ -24,6 +24,8 @@ member = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("role", sa.String(16), nullable=False, default="member"),
     sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_unicode_ci",
 )
 
 coupon = sa.Table(
@@ -38,6 +40,8 @@ coupon = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
     # A coupon's id names its Redis state: never reuse one (SQLite would reuse the highest freed id).
     sqlite_autoincrement=True,
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_unicode_ci",
 )
 
 # One coupon given to one member: the row every 201/202 becomes. No foreign keys: the batched
@@ -57,6 +61,8 @@ member_coupon = sa.Table(
         default=utcnow,
     ),
     sa.UniqueConstraint("member_id", "coupon_id", name="uq_member_coupon_member_coupon"),
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_unicode_ci",
 )
 
 

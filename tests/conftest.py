@@ -40,7 +40,7 @@ def app_config(services: svc.Services, strategy: str = "lua", **extra: Any) -> d
         "REDIS_CLUSTER_URL": None,
         "ISSUE_STRATEGY": strategy,
         "JWT_SECRET_KEY": TEST_SECRET,
-        "APP_ENV": "test",
+        "APP_ENV": "development",
         "TESTING": True,
         **extra,
     }
@@ -90,7 +90,7 @@ def process_env(services: svc.Services) -> dict[str, str]:
         DATABASE_URL=services.database_url,
         REDIS_URL=services.redis_url,
         JWT_SECRET_KEY=TEST_SECRET,
-        APP_ENV="test",
+        APP_ENV="development",
         PYTHONWARNINGS="ignore",
         PYTHONUNBUFFERED="1",
         DRAIN_INTERVAL_MS="50",
