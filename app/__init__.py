@@ -109,7 +109,7 @@ def _redis_settings(where: str, client: redis.Redis, accept_unverified: bool) ->
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, JWT, the login limiter and the per-process clients."""
-    from app.auth import register_jwt_handlers
+    from app.auth import init_token_verifier
     from app.extensions import db, init_clients, init_limiter, jwt, migrate
 
     db.init_app(app)
@@ -117,7 +117,7 @@ def register_extensions(app: Flask) -> None:
         app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
     )
     jwt.init_app(app)
-    register_jwt_handlers(app)
+    init_token_verifier(app)
     init_limiter(app)
     init_clients(app)
     if app.config["PROXY_HOPS"]:  # the client address the login limiter counts, as nginx states it

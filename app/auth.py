@@ -7,16 +7,18 @@ from collections.abc import Callable
 from functools import cache, wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
+import jwt as pyjwt
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask_jwt_extended import create_access_token
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.errors import BadCredentials, Conflict, Forbidden, Unauthorized, error_response
-from app.extensions import db, jwt, limiter
+from app.errors import BadCredentials, Conflict, Forbidden, Unauthorized
+from app.extensions import db, limiter
 from app.models import Member
+from app.tokens import TokenVerifier
 from app.validation import Credentials, parse
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -95,8 +97,8 @@ def role_required(*roles: str, lookup: bool = True) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request()
-            if get_jwt().get("role") not in roles:  # the claim first: no database trip for a wrong role
+            claims = _verified_claims()
+            if claims.get("role") not in roles:  # the claim first: no database trip for a wrong role
                 raise Forbidden()
             if lookup and db.session.get(Member, current_member_id()) is None:
                 raise Unauthorized("The token's account no longer exists.")
@@ -107,26 +109,34 @@ def role_required(*roles: str, lookup: bool = True) -> Callable[[View], View]:
     return decorate
 
 
+def _verified_claims() -> dict[str, Any]:
+    """The request's bearer token, verified once (app.tokens); its claims are kept for the request."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not token.strip():
+        raise Unauthorized("Send the access token as 'Authorization: Bearer <token>'.")
+    verifier: TokenVerifier = current_app.extensions["token_verifier"]
+    try:
+        claims = verifier.verify(token.strip())
+    except pyjwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired.") from None
+    except pyjwt.InvalidTokenError as exc:
+        raise Unauthorized(f"The token is not valid: {exc}") from None
+    g.token_claims = claims
+    return claims
+
+
 def current_member_id() -> int:
     """The signed-in member's id, from the token's subject."""
     try:
-        return int(get_jwt()["sub"])
-    except (KeyError, TypeError, ValueError):
+        return int(g.token_claims["sub"])
+    except (AttributeError, KeyError, TypeError, ValueError):
         raise Unauthorized() from None
 
 
-def register_jwt_handlers(app: Flask) -> None:
-    """Every token failure answers the contract's 401 JSON (flask-jwt-extended says 422 by default)."""
-
-    def unauthorized(reason: str) -> tuple[Response, int]:
-        return error_response(401, "unauthorized", reason)
-
-    jwt.unauthorized_loader(unauthorized)
-    jwt.invalid_token_loader(unauthorized)
-    jwt.expired_token_loader(lambda _header, _payload: unauthorized("The token has expired."))
-    jwt.revoked_token_loader(lambda _header, _payload: unauthorized("The token has been revoked."))
-    jwt.needs_fresh_token_loader(lambda _header, _payload: unauthorized("A fresh token is required."))
-    jwt.user_lookup_error_loader(lambda _header, _payload: unauthorized("Unknown member."))
-    # PyJWT checks exp only when present: a signed token without one would never expire.
-    jwt.token_verification_loader(lambda _header, payload: "exp" in payload)
-    jwt.token_verification_failed_loader(lambda _header, _payload: unauthorized("The token has no expiry."))
+def init_token_verifier(app: Flask) -> None:
+    """This app's verifier of access tokens: the secret and algorithm flask-jwt-extended signs them with."""
+    if app.config.get("JWT_ALGORITHM", "HS256") != "HS256":
+        raise ValueError("only HS256 access tokens are supported")
+    app.extensions["token_verifier"] = TokenVerifier(
+        app.config["JWT_SECRET_KEY"], leeway_s=app.config.get("JWT_DECODE_LEEWAY", 0)
+    )

@@ -119,7 +119,9 @@ def test_stats_only_for_the_coupons_seller(app, client: FlaskClient, seller) -> 
 
 
 def test_healthz(client: FlaskClient) -> None:
-    assert client.get("/healthz").json == {"redis": "ok", "database": "ok"}
+    body = client.get("/healthz").json
+    assert (body["redis"], body["database"]) == ("ok", "ok") and "error" not in body
+    assert (body["coupons_missing_state"], body["coupons_missing_state_count"]) == ([], 0)
 
 
 def test_each_refusal_is_a_fresh_exception(app) -> None:

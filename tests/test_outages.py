@@ -12,7 +12,7 @@ from flask import Flask
 from app import create_app
 from app.extensions import clients, db
 from experiments.procs import free_port
-from strategies import Outcome, Unavailable, keys, state
+from strategies import Outcome, keys, state
 from strategies.lock import LockStrategy
 from tests.conftest import app_config, bearer, make_members
 
