@@ -135,9 +135,9 @@ def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the API."""
-    from app import auth, coupons, health, members, openapi
+    from app import auth, coupons, docs, health, members, openapi, sellers
 
-    for module in (auth, coupons, members, health, openapi):
+    for module in (auth, coupons, members, sellers, health, openapi, docs):
         app.register_blueprint(module.bp)
 
 

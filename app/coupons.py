@@ -1,4 +1,4 @@
-"""Coupons: sellers register and read stats; members read and download."""
+"""Coupons: sellers register, read stats and close; members read and download."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ def download(coupon_id: int) -> tuple[Response, int]:
     member_id = current_member_id()
     outcome = issuance.download(coupon_id, member_id)
     return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), outcome_status(outcome)
+
+
+@bp.post("/<int:coupon_id>/close")
+@role_required("seller")
+def close(coupon_id: int) -> Response:
+    """End the coupon's window now (its seller only); closing a closed coupon changes nothing."""
+    return jsonify(issuance.close_coupon(coupon_id, current_member_id()))
 
 
 @bp.get("/<int:coupon_id>/stats")

@@ -1,4 +1,4 @@
-"""The coupon domain: registration, reads, downloads, a member's coupons, a seller's stats."""
+"""The coupon domain: registration, reads, downloads, a member's coupons, a seller's coupons, stats and close."""
 
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ def load_state(client: Any, coupon: Coupon) -> None:
                 raise Unavailable(f"coupon {coupon.id} stored, its state not loaded: {exc}") from exc
 
 
-def coupon_body(coupon: Coupon, remaining: int) -> dict[str, Any]:
-    """A coupon as the API shows it."""
+def coupon_body(coupon: Coupon, remaining: int | None) -> dict[str, Any]:
+    """A coupon as the API shows it, from its row (``remaining`` None: Redis has no state for it)."""
     return {
         "id": coupon.id,
         "name": coupon.name,
@@ -72,6 +72,11 @@ def coupon_view(coupon_id: int) -> dict[str, Any]:
     found = state.read(clients().state_redis, coupon_id) if coupon_id <= MAX_ID else None
     if found is None:
         raise _not_found_or_missing(coupon_id)
+    return state_body(coupon_id, found)
+
+
+def state_body(coupon_id: int, found: state.CouponState) -> dict[str, Any]:
+    """A coupon as the API shows it, from its Redis state (the times the downloads obey)."""
     return {
         "id": coupon_id,
         "name": found.name,
@@ -134,11 +139,7 @@ def _pending(member_id: int) -> list[tuple[int, float]]:
 
 def coupon_stats(coupon_id: int, seller_id: int) -> dict[str, int]:
     """Reserved in Redis, persisted in the database, pending in the queue; the owner only."""
-    coupon = db.session.get(Coupon, coupon_id) if coupon_id <= MAX_ID else None
-    if coupon is None:
-        raise CouponNotFound()
-    if coupon.seller_id != seller_id:
-        raise Forbidden("Only the coupon's seller may read its stats.")
+    coupon = _owned(coupon_id, seller_id, "Only the coupon's seller may read its stats.")
     client = clients().state_redis
     left = state.stock(client, coupon_id)
     reserved = coupon.quantity - max(left, 0) if left is not None else 0
@@ -150,3 +151,55 @@ def coupon_stats(coupon_id: int, seller_id: int) -> dict[str, int]:
     )
     pending = int(client.zcard(keys.queue(coupon_id)))
     return {"quantity": coupon.quantity, "reserved": reserved, "persisted": persisted, "pending": pending}
+
+
+def _owned(coupon_id: int, seller_id: int, refusal: str) -> Coupon:
+    """The coupon's row; CouponNotFound, or Forbidden with ``refusal`` if another seller owns it."""
+    coupon = db.session.get(Coupon, coupon_id) if coupon_id <= MAX_ID else None
+    if coupon is None:
+        raise CouponNotFound()
+    if coupon.seller_id != seller_id:
+        raise Forbidden(refusal)
+    return coupon
+
+
+def close_coupon(coupon_id: int, seller_id: int) -> dict[str, Any]:
+    """End the coupon's window now (its seller only); idempotent, and never later than it ends already.
+
+    Redis decides first (lua/close.lua): downloads obey its time at once, winners before it keep
+    their units and are persisted as usual. The row then takes the same time, so a state rebuilt
+    from it stays closed. If that write fails the seller gets a 503; a retry writes the time the
+    first close chose.
+    """
+    coupon = _owned(coupon_id, seller_id, "Only the coupon's seller may close it.")
+    client = clients().state_redis
+    found = state.read(client, coupon_id) if state.close(client, coupon_id) is not None else None
+    if found is None:
+        raise _not_found_or_missing(coupon_id)
+    # The column keeps whole seconds: truncate rather than let MySQL round up, so a window
+    # rebuilt from the row never ends later than the close.
+    coupon.ends_at = from_epoch_us(found.ends_ms * 1000).replace(microsecond=0)
+    coupon.starts_at = min(coupon.starts_at, coupon.ends_at)  # closed before it opened: an empty window
+    db.session.commit()
+    return state_body(coupon_id, found)
+
+
+def seller_coupons(seller_id: int, limit: int, before_id: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the seller's coupons, newest first, with ids below ``before_id``; the id to go on from, or None.
+
+    Keyset pagination on the id (ids only grow and are never reused): a page costs one range read
+    of the seller_id index (InnoDB and SQLite append the primary key to it) however deep it is,
+    and coupons registered meanwhile never shift later pages. One pipelined Redis read gives the
+    live state; a coupon Redis has no state for shows its row with ``remaining`` None.
+    """
+    query = sa.select(Coupon).where(Coupon.seller_id == seller_id)
+    if before_id is not None:
+        query = query.where(Coupon.id < before_id)
+    rows = list(db.session.scalars(query.order_by(Coupon.id.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    found = state.read_many(clients().state_redis, [c.id for c in page]) if page else []
+    items = [
+        state_body(c.id, s) if s is not None else coupon_body(c, remaining=None)
+        for c, s in zip(page, found, strict=True)
+    ]
+    return items, page[-1].id if len(rows) > limit else None

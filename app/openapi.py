@@ -20,9 +20,11 @@ ERRORS = {
     409: "already_issued, not_started, ended or username_taken",
     410: "sold_out",
     413: "payload_too_large: the body exceeds MAX_CONTENT_LENGTH_BYTES",
+    429: "too_many_requests: repeated failed logins; Retry-After says in how many seconds to try again",
     503: "unavailable: Redis or the database cannot be reached, or the lock not had in time; the outcome is unknown",
 }
 SIGNED_IN = (401, 403, 503)
+RETRY_AFTER = {"required": True, "description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}
 
 
 def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
@@ -31,18 +33,26 @@ def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
 
 COUNTS = ("quantity", "reserved", "persisted", "pending")
 INT, STR, TIME = {"type": "integer"}, {"type": "string"}, {"type": "string", "format": "date-time"}
+COUNT, AGE_S = {"type": "integer", "minimum": 0}, {"type": ["number", "null"], "minimum": 0}
+COUPON_FIELDS: dict[str, Any] = {
+    "id": INT,
+    "name": STR,
+    "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
+    "remaining": COUNT,
+    "starts_at": TIME,
+    "ends_at": {"anyOf": [TIME, {"type": "null"}]},
+}
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(["error", "message"], error=STR, message=STR),
     "Member": _obj(["id", "username", "role"], id=INT, username=STR, role={"enum": ["member", "seller"]}),
     "Token": _obj(["access_token"], access_token=STR),
-    "Coupon": _obj(
-        ["id", "name", "quantity", "remaining", "starts_at", "ends_at"],
-        id=INT,
-        name=STR,
-        quantity={"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
-        remaining={"type": "integer", "minimum": 0},
-        starts_at=TIME,
-        ends_at={"anyOf": [TIME, {"type": "null"}]},
+    "Coupon": _obj(list(COUPON_FIELDS), **COUPON_FIELDS),
+    # remaining is null for a coupon whose Redis state is missing (see /healthz and rebuild-state).
+    "SellerCoupon": _obj(list(COUPON_FIELDS), **{**COUPON_FIELDS, "remaining": {"anyOf": [COUNT, {"type": "null"}]}}),
+    "CouponPage": _obj(
+        ["items", "next_cursor"],
+        items={"type": "array", "items": {"$ref": "#/components/schemas/SellerCoupon"}},
+        next_cursor={"anyOf": [STR, {"type": "null"}], "description": "pass back as cursor; null on the last page"},
     ),
     "Download": _obj(
         ["coupon_id", "member_id", "status"], coupon_id=INT, member_id=INT, status={"enum": ["issued", "pending"]}
@@ -56,6 +66,14 @@ SCHEMAS: dict[str, Any] = {
         **dict.fromkeys(("redis", "database", "broker"), {"enum": ["ok", "down"]}),
         error={"const": "unavailable"},  # with message, when a dependency is down (503)
         message=STR,
+        coupons_missing_state={"type": "array", "items": INT},  # the first ones, when Redis answers
+        coupons_missing_state_count=COUNT,
+        drain=_obj(
+            ["scheduler_heartbeat_age_s", "oldest_pending_age_s", "pending_winners"],
+            scheduler_heartbeat_age_s=AGE_S,
+            oldest_pending_age_s=AGE_S,
+            pending_winners=COUNT,
+        ),
     ),
 }
 
@@ -63,14 +81,23 @@ SCHEMAS: dict[str, Any] = {
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema pydantic validates ``model`` against, plus what pydantic checks but cannot express.
 
-    Bodies strip surrounding whitespace before their length is checked, so a string must hold
-    at least one other character (``pattern``).
+    A string field that pydantic strips of surrounding whitespace before its length is checked
+    must hold at least one other character (``pattern``); one kept as typed (a password) need not.
     """
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for field in schema["properties"].values():
-        if field.get("type") == "string" and field.get("minLength", 0) >= 1:
+    for name, field in schema["properties"].items():
+        if field.get("type") == "string" and field.get("minLength", 0) >= 1 and _stripped(model, name):
             field["pattern"] = r"\S"
     return schema
+
+
+def _stripped(model: type[BaseModel], name: str) -> bool:
+    """Whether pydantic strips the field's surrounding whitespace: the field's own say, else the model's."""
+    info = model.model_fields.get(name)
+    for constraint in info.metadata if info is not None else []:
+        if getattr(constraint, "strip_whitespace", None) is not None:
+            return bool(constraint.strip_whitespace)
+    return bool(model.model_config.get("str_strip_whitespace"))
 
 
 def _json(schema_name: str, description: str) -> dict[str, Any]:
@@ -79,6 +106,10 @@ def _json(schema_name: str, description: str) -> dict[str, Any]:
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _text(media_type: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": STR}}}
 
 
 def operation(
@@ -100,6 +131,10 @@ def operation(
 
 
 COUPON_ID = {"name": "coupon_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+PAGE = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+    {"name": "cursor", "in": "query", "schema": STR, "description": "the previous page's next_cursor, as it was"},
+]
 
 
 def paths() -> dict[str, Any]:
@@ -114,7 +149,7 @@ def paths() -> dict[str, Any]:
             "post": operation(
                 "Exchange a username and password for an access token",
                 {200: _json("Token", "An access token")},
-                (400, 401, 503),
+                (400, 401, 429, 503),
                 "Credentials",
                 False,
             )
@@ -138,6 +173,24 @@ def paths() -> dict[str, Any]:
                 (404, 409, 410, *SIGNED_IN),
             ),
         },
+        "/coupons/{coupon_id}/close": {
+            "parameters": [COUPON_ID],
+            "post": operation(
+                "End the coupon's window now (its seller); idempotent: a closed coupon keeps its ends_at",
+                {200: _json("Coupon", "The coupon, ends_at now (or when it closed)")},
+                (404, *SIGNED_IN),
+            ),
+        },
+        "/sellers/me/coupons": {
+            "get": {
+                **operation(
+                    "The signed-in seller's coupons, newest first, a page at a time (remaining null: state missing)",
+                    {200: _json("CouponPage", "A page; next_cursor null on the last")},
+                    (400, *SIGNED_IN),
+                ),
+                "parameters": PAGE,
+            }
+        },
         "/coupons/{coupon_id}/stats": {
             "parameters": [COUPON_ID],
             "get": operation(
@@ -160,8 +213,24 @@ def paths() -> dict[str, Any]:
         },
         "/healthz": {
             "get": operation(
-                "Whether Redis and the database answer",
+                "Whether Redis and the database answer; coupons missing their Redis state; the drain's progress",
                 {200: _json("Health", "Both answer"), 503: _json("Health", "A dependency does not answer")},
+                (),
+                signed_in=False,
+            )
+        },
+        "/metrics": {
+            "get": operation(
+                "Prometheus metrics of this process's downloads, requests and the drain",
+                {200: _text("text/plain; version=0.0.4", "Prometheus text exposition format")},
+                (),
+                signed_in=False,
+            )
+        },
+        "/docs": {
+            "get": operation(
+                "This reference as an HTML page (Swagger UI over /openapi.json)",
+                {200: _text("text/html", "The page")},
                 (),
                 signed_in=False,
             )
@@ -192,7 +261,11 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "schemas": {**SCHEMAS, "Credentials": body_schema(Credentials), "NewCoupon": body_schema(NewCoupon)},
             "responses": {
-                f"E{status}": {"description": text, "content": {"application/json": {"schema": _ref("Error")}}}
+                f"E{status}": {
+                    "description": text,
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                    **({"headers": {"Retry-After": RETRY_AFTER}} if status == 429 else {}),
+                }
                 for status, text in ERRORS.items()
             },
         },

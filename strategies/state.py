@@ -93,6 +93,16 @@ def stock(client: Any, coupon_id: int) -> int | None:
     return None if raw is None else int(raw)
 
 
+def close(client: Any, coupon_id: int) -> int | None:
+    """End the window now by Redis's clock, never later than it ends already; its ends_ms, None if unknown.
+
+    One script with the downloads' window check: every download Redis runs before it may win,
+    every one after it answers ENDED. A retried close returns the first close's time.
+    """
+    ends_ms = int(scripts.register(client, "close")(keys=[keys.coupon(coupon_id)]))
+    return ends_ms or None
+
+
 def return_unit(client: Any, coupon_id: int) -> None:
     """Give one unit back (the lock strategy's settlement of a commit that did not happen)."""
     client.hincrby(keys.coupon(coupon_id), "stock", 1)

@@ -28,7 +28,14 @@ CONFIG = schemathesis.Config.from_dict(
         "checks": {"positive_data_acceptance": {"enabled": False}},
     }
 )
-SELLER_ONLY = {("POST", "/coupons"), ("GET", "/coupons/{coupon_id}/stats")}
+SELLER_ONLY = {
+    ("POST", "/coupons"),
+    ("GET", "/coupons/{coupon_id}/stats"),
+    ("POST", "/coupons/{coupon_id}/close"),
+    ("GET", "/sellers/me/coupons"),
+}
+# Routes served as files, not API operations (Flask's own static folder, Swagger UI's assets).
+FILES = {"static", "docs.asset"}
 MEMBER_ONLY = {("POST", "/coupons/{coupon_id}/download"), ("GET", "/members/me/coupons")}
 
 
@@ -65,9 +72,27 @@ def aim(case: Case, app: Flask, api: dict[str, Any], token: str | None) -> dict[
     return bearer(token) if token and "header" not in broken else None
 
 
+def served(app: Flask) -> set[tuple[str, str]]:
+    """(method, path) of every API route ``app`` serves, in the description's path syntax."""
+    return {
+        (method, rule.rule.replace("<int:coupon_id>", "{coupon_id}"))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in FILES
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def skip_unless_served(app: Flask, case: Case) -> None:
+    """GET /metrics is described before its route exists; its cases run once the app serves it."""
+    key = (case.operation.method.upper(), case.operation.path)  # a case may try another method (405)
+    if key not in served(app):
+        pytest.skip(f"{' '.join(key)} is described but not served yet")
+
+
 @schema.parametrize()
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # one app for all of an operation's cases
 def test_signed_in_requests_conform(app: Flask, case: Case, api: dict[str, Any]) -> None:
+    skip_unless_served(app, case)
     role = "seller" if (case.method.upper(), case.path) in SELLER_ONLY else "member"
     token = api[role] if case.operation.definition.raw.get("security") else None
     case.call_and_validate(headers=aim(case, app, api, token), app=app)
@@ -76,20 +101,19 @@ def test_signed_in_requests_conform(app: Flask, case: Case, api: dict[str, Any])
 @schema.parametrize()
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_requests_with_no_or_the_wrong_token_conform(app: Flask, case: Case, api: dict[str, Any]) -> None:
+    skip_unless_served(app, case)
     key = (case.method.upper(), case.path)
     wrong = "member" if key in SELLER_ONLY else "seller" if key in MEMBER_ONLY else None
     case.call_and_validate(headers=aim(case, app, api, api[wrong] if wrong else None), app=app)
 
 
+NOT_SERVED_YET = {("GET", "/metrics")}  # described ahead of its route
+
+
 def test_the_description_covers_every_route(app: Flask) -> None:
-    served = {
-        (method, rule.rule.replace("<int:coupon_id>", "{coupon_id}"))
-        for rule in app.url_map.iter_rules()
-        if rule.endpoint != "static"
-        for method in rule.methods - {"HEAD", "OPTIONS"}
-    }
     described = {(m.upper(), p) for p, item in document()["paths"].items() for m in item if m != "parameters"}
-    assert served == described
+    assert served(app) <= described
+    assert described - served(app) <= NOT_SERVED_YET
 
 
 def test_the_served_description_is_the_document(client: FlaskClient) -> None:
@@ -115,3 +139,19 @@ def test_request_bodies_are_the_validation_models() -> None:
     error = doc["components"]["responses"]["E410"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/Error"}
     assert schemas["Error"]["required"] == ["error", "message"]
+
+
+def test_the_new_operations_are_described() -> None:
+    doc = document()
+    paths = doc["paths"]
+    assert {p["name"] for p in paths["/sellers/me/coupons"]["get"]["parameters"]} == {"limit", "cursor"}
+    assert set(paths["/coupons/{coupon_id}/close"]["post"]["responses"]) == {"200", "401", "403", "404", "503"}
+    assert "429" in paths["/auth/login"]["post"]["responses"]
+    assert doc["components"]["responses"]["E429"]["headers"]["Retry-After"]["required"] is True
+    assert list(paths["/docs"]["get"]["responses"]["200"]["content"]) == ["text/html"]
+    assert list(paths["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain; version=0.0.4"]
+    health = doc["components"]["schemas"]["Health"]["properties"]
+    assert set(health["drain"]["required"]) == {"scheduler_heartbeat_age_s", "oldest_pending_age_s", "pending_winners"}
+    assert {"coupons_missing_state", "coupons_missing_state_count"} <= set(health)
+    remaining = doc["components"]["schemas"]["SellerCoupon"]["properties"]["remaining"]
+    assert {"type": "null"} in remaining["anyOf"]
