@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import sqlalchemy as sa
@@ -91,12 +93,14 @@ def launcher(instance: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def kill9_everything(proc: subprocess.Popen[bytes], instance: Path) -> None:
-    """kill -9 of the launcher's process group and of the embedded Redis (a daemon of its own)."""
-    redis_pid = int((instance / "redis.pid").read_text())
-    os.killpg(proc.pid, signal.SIGKILL)
-    os.kill(redis_pid, signal.SIGKILL)
+    """kill -9 of the launcher, every process under it (honcho gives each its own session) and the embedded Redis."""
+    victims = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+    victims += [proc.pid, int((instance / "redis.pid").read_text())]  # the Redis daemon is nobody's child
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait(10)
-    wait_for(lambda: not _alive(redis_pid), 10, "the embedded Redis to die")
+    wait_for(lambda: not any(_alive(pid) for pid in victims), 10, "every process to die")
 
 
 def test_embedded_default_survives_kill9_of_everything(tmp_path: Path) -> None:
@@ -144,10 +148,9 @@ def _rows(instance: Path, coupon_id: int) -> list[int]:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return True
 
 
 def _answers(url: str) -> bool:
