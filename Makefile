@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCKS  := requirements.lock requirements-dev.lock
 
-.PHONY: run serve test lint format clean
+.PHONY: help run serve stop test lint format lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## //' -e 's/: /\t/' | expand -t 10
+
+# The venv holds exactly the versions the suite ran on: requirements-dev.lock (see `make lock`).
+$(STAMP): requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	touch $(STAMP)
 
 ## run: the lab's demo on embedded defaults: a short rush on each strategy, the comparison, a report
@@ -19,6 +25,10 @@ run: $(STAMP)
 ## serve: the whole service in the foreground (API, RQ worker, scheduler); Ctrl-C stops it
 serve: $(STAMP)
 	$(BIN)/python -m app.launcher
+
+## stop: stop an embedded Redis left running (its data stays in instance/)
+stop: $(STAMP)
+	$(BIN)/python -m app.embedded stop
 
 ## test: lint, types, then the suite with coverage (real MariaDB/Redis if they answer, else embedded)
 test: $(STAMP)
@@ -32,13 +42,24 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS) \
 	  || { echo "GATE FAILED: tests or the coverage floor (fail_under in pyproject.toml)."; exit 1; }
 
+## lint: ruff, lint and format check
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## format: ruff's fixes and formatting
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## lock: re-pin every dependency after a requirements*.txt change (requirements.lock: the image; -dev: make)
+lock: $(STAMP)
+	for pair in "requirements.lock requirements.txt" "requirements-dev.lock requirements-dev.txt"; do \
+	  set -- $$pair; CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras \
+	    --no-emit-index-url --no-emit-trusted-host --no-emit-find-links -o $$1 $$2 || exit 1; \
+	done
+
+## clean: stop the embedded Redis, then remove the venv, instance/ and caches
 clean:
+	-test -x $(BIN)/python && $(BIN)/python -m app.embedded stop
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache .coverage htmlcov

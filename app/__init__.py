@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import embedded
 from app.config import DEV_JWT_SECRET, Config, ConfigError, validate, validate_redis
 
 log = logging.getLogger(__name__)
@@ -46,6 +45,9 @@ def resolve_services(app: Flask) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'coupon_rush.sqlite3'}"
     if not app.config["REDIS_URL"]:
         # Only the address: the entry points that want it started say so (embedded.serving()).
+        # Imported here so that `python -m app.embedded` does not find itself imported already.
+        from app import embedded
+
         app.config["REDIS_URL"] = embedded.socket_url(instance)
     if not app.config["JWT_SECRET_KEY"]:
         log.warning("JWT_SECRET_KEY is not set: using the development secret (refused in production)")

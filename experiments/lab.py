@@ -83,31 +83,33 @@ def main(argv: list[str] | None = None) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = args.out / run_id
     out.mkdir(parents=True, exist_ok=True)
-    embedded_redis = not os.environ.get("REDIS_URL")  # the lab's app starts it; the lab stops it
-    lab = Lab.prepare(args, out)
-    try:
-        runs = []
-        for instances in [int(n) for n in args.instances.split(",")]:
-            modes = [s.strip() for s in args.strategies.split(",")] + ([] if args.no_read else ["read"])
-            for mode in modes:
-                runs.append(one_run(lab, mode, instances))
-        results = {
-            "run_id": run_id,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "git_commit": git_commit(),
-            "machine": machine(),
-            "config": lab.config(),
-            "runs": runs,
-            "drain_benchmark": lab.drain_benchmarks(args.drain_winners),
-        }
-    finally:
-        if embedded_redis:
-            embedded.stop_server(lab.app.instance_path)
+    with embedded.serving():  # on embedded defaults: started for the run, stopped after if the lab started it
+        results, runs = run_all(args, run_id, out)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report.render(results, out)
     print(report.summary_table(results))
     print(f"\nreport: {out / 'report.md'}")
     return 0 if all(r["audit"] is None or r["audit"]["ok"] for r in runs) else 1
+
+
+def run_all(args: argparse.Namespace, run_id: str, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every configuration's run, then the drain benchmark: the results and the runs."""
+    lab = Lab.prepare(args, out)
+    runs = []
+    for instances in [int(n) for n in args.instances.split(",")]:
+        modes = [s.strip() for s in args.strategies.split(",")] + ([] if args.no_read else ["read"])
+        for mode in modes:
+            runs.append(one_run(lab, mode, instances))
+    results = {
+        "run_id": run_id,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "config": lab.config(),
+        "runs": runs,
+        "drain_benchmark": lab.drain_benchmarks(args.drain_winners),
+    }
+    return results, runs
 
 
 if __name__ == "__main__":
