@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from experiments.procs import ROOT, Proc, free_port, wait_for
+from support.procs import ROOT, Proc, free_port, wait_for
 
 SETTINGS = ("always", "everysec", "none")
 

@@ -31,7 +31,7 @@ from redis.cluster import RedisCluster
 
 from app import create_app
 from app.extensions import clients, db
-from experiments.procs import Proc, wait_for
+from support.procs import Proc, wait_for
 from tests import services as svc
 from tests.conftest import app_config
 

@@ -25,8 +25,8 @@ import requests
 import sqlalchemy as sa
 
 from experiments.durability import redis_args
-from experiments.procs import Proc, free_port, start_gunicorn, start_module, wait_for
 from strategies import keys
+from support.procs import Proc, free_port, start_gunicorn, start_module, wait_for
 
 START_TIMEOUT_S = 30.0
 T = TypeVar("T", bound="Proc | RedisServer | MariaDB")

@@ -15,7 +15,7 @@ from flask import Flask
 
 from app.extensions import db
 from app.models import Member
-from experiments.procs import start_gunicorn
+from support.procs import start_gunicorn
 from tests.conftest import TEST_SECRET, bearer, make_members
 
 

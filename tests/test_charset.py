@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from experiments.procs import start_gunicorn
+from support.procs import start_gunicorn
 from tests import services as svc
 from tests.conftest import ROOT, app_config, bearer
 

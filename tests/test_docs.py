@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.openapi import document
-from experiments.procs import start_gunicorn
+from support.procs import start_gunicorn
 
 BROWSER_TIMEOUT_S = 90
 

@@ -10,9 +10,9 @@ from flask import Flask
 from app.extensions import clients, db
 from app.models import MemberCoupon
 from experiments.bench import fill_queue
-from experiments.procs import start_module, wait_for
 from jobs.drain import drain
 from strategies import keys
+from support.procs import start_module, wait_for
 
 WINNERS = 20_000
 

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from app.extensions import clients, db
-from experiments.procs import wait_for
+from support.procs import wait_for
 from tests.conftest import make_members
 from tests.faults import (
     Ledger,

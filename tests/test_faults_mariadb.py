@@ -20,9 +20,9 @@ from rq.registry import FailedJobRegistry
 
 from app import create_app
 from app.extensions import clients, db
-from experiments.procs import wait_for
 from strategies import Outcome, Unavailable, keys, state
 from strategies.lock import LockStrategy
+from support.procs import wait_for
 from tests import services as svc
 from tests.conftest import ROOT, app_config, make_members
 from tests.faults import (

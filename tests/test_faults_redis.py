@@ -19,8 +19,8 @@ from flask import Flask
 from app import create_app
 from app.extensions import clients, db
 from experiments.bench import fill_queue
-from experiments.procs import wait_for
 from strategies import keys
+from support.procs import wait_for
 from tests import services as svc
 from tests.conftest import app_config, bearer, make_members
 from tests.faults import (

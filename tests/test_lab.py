@@ -14,8 +14,8 @@ from flask import Flask
 from app.extensions import clients, db
 from experiments.audit import audit
 from experiments.bench import fill_queue
-from experiments.procs import ROOT
 from jobs.drain import drain
+from support.procs import ROOT
 
 
 @pytest.mark.slow

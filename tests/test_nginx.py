@@ -12,7 +12,7 @@ import pytest
 import requests
 from flask import Flask
 
-from experiments.procs import Proc, free_port, start_gunicorn, wait_for
+from support.procs import Proc, free_port, start_gunicorn, wait_for
 from tests.conftest import ROOT
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")

@@ -11,9 +11,9 @@ from flask import Flask
 
 from app import create_app
 from app.extensions import clients, db
-from experiments.procs import free_port
 from strategies import Outcome, keys, state
 from strategies.lock import LockStrategy
+from support.procs import free_port
 from tests.conftest import app_config, bearer, make_members
 
 

@@ -12,7 +12,7 @@ import requests
 
 from app import create_app
 from app.config import ConfigError
-from experiments.procs import free_port, start_gunicorn
+from support.procs import free_port, start_gunicorn
 from tests import services as svc
 from tests.conftest import ROOT, app_config
 from tests.faults import RedisServer

@@ -22,9 +22,9 @@ from flask.testing import FlaskClient
 from app import recovery
 from app.extensions import clients, db
 from app.models import MemberCoupon
-from experiments.procs import free_port, wait_for
 from jobs.drain import drain
 from strategies import state
+from support.procs import free_port, wait_for
 from tests.conftest import ROOT, bearer, make_members
 
 

@@ -12,8 +12,8 @@ from flask import Flask
 
 from app.extensions import clients, db
 from app.models import MemberCoupon
-from experiments.procs import Proc, start_gunicorn, start_module, wait_for
 from strategies import keys
+from support.procs import Proc, start_gunicorn, start_module, wait_for
 from tests.conftest import bearer, make_members
 from tests.faults import Rush
 

@@ -25,9 +25,9 @@ from rq.registry import StartedJobRegistry
 from app.extensions import clients, db
 from app.models import MemberCoupon
 from experiments.bench import fill_queue
-from experiments.procs import Proc, start_module, wait_for
 from jobs.scheduler import ENDED_GRACE_MS, tick
 from strategies import keys, state
+from support.procs import Proc, start_module, wait_for
 from tests.cluster import Cluster, cluster_app_fixture, cluster_env_fixture, cluster_fixture  # noqa: F401
 from tests.test_rush import run_rush
 

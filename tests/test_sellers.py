@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 
 from app.extensions import clients, db
 from app.models import Coupon, MemberCoupon
-from experiments.procs import start_gunicorn
 from jobs.drain import drain
 from strategies import keys
+from support.procs import start_gunicorn
 from tests.conftest import bearer, make_members
 
 both = pytest.mark.parametrize("strategy", ["lock", "lua"])

@@ -13,7 +13,7 @@ import requests
 
 from app import create_app
 from app.config import ConfigError
-from experiments.procs import free_port, wait_for
+from support.procs import free_port, wait_for
 from tests.conftest import ROOT, app_config
 
 

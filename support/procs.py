@@ -1,4 +1,4 @@
-"""The service's real processes, for tests and the lab: gunicorn, the RQ worker, the scheduler."""
+"""The service's real processes: gunicorn, the RQ worker, the scheduler; ports and polling."""
 
 from __future__ import annotations
 
