@@ -8,6 +8,10 @@ overridden from the environment.
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+
+from app import logs
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
@@ -23,14 +27,40 @@ keepalive = 75
 timeout = 30
 graceful_timeout = 10
 accesslog = os.environ.get("ACCESS_LOG") or None
+# The request id (app/request_id.py) ends every access line, as it is on every line the request logs.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)ss %({x-request-id}o)s'
+logconfig_dict = logs.config("api")
 # gunicorn 25+ opens a control socket at one fixed path per user; several instances on one host
 # (the lab, a scaled deployment) would take it from each other. Nothing here uses it.
 control_socket_disable = True
 
 
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
-    """On embedded defaults (no REDIS_URL), start the embedded Redis before any worker needs it."""
+    """Before any worker forks: a clean metrics folder; on embedded defaults (no REDIS_URL), the embedded Redis."""
+    # prometheus-client's multiprocess mode: every worker writes its counters here, a scrape sums them.
+    # Set before the workers import prometheus_client (they do, after the fork).
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="coupon-rush-metrics-")
+        os.environ["COUPON_RUSH_OWN_METRICS_DIR"] = "1"  # on_exit removes it
+
     from app import embedded
 
     if embedded.wanted():
         embedded.ensure_server(embedded.instance_folder())
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """A worker is gone: drop its live gauges from the metrics folder (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Remove the metrics folder this master made for itself."""
+    if os.environ.pop("COUPON_RUSH_OWN_METRICS_DIR", None):
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -111,6 +111,7 @@ def _redis_settings(where: str, client: redis.Redis, accept_unverified: bool) ->
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, JWT, the login limiter and the per-process clients."""
+    from app import metrics, request_id
     from app.auth import init_token_verifier
     from app.extensions import db, init_clients, init_limiter, jwt, migrate
 
@@ -122,6 +123,8 @@ def register_extensions(app: Flask) -> None:
     init_token_verifier(app)
     init_limiter(app)
     init_clients(app)
+    request_id.init_app(app)
+    metrics.init_app(app)
     if app.config["PROXY_HOPS"]:  # the client address the login limiter counts, as nginx states it
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"])  # type: ignore[method-assign]
     with app.app_context():

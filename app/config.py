@@ -29,6 +29,9 @@ POSITIVE = (
 )
 
 
+LOG_FORMATS = ("text", "json")
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot run; raised at start, never at the first request."""
 
@@ -53,6 +56,7 @@ class Config:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
         self.APP_ENV = env.get("APP_ENV", "development")
+        self.LOG_FORMAT = env.get("LOG_FORMAT") or "text"  # text or json (app/logs.py)
         self.ISSUE_STRATEGY = env.get("ISSUE_STRATEGY", "lua")
         self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or None  # None: SQLite in instance/
         self.REDIS_URL = env.get("REDIS_URL") or None  # None: embedded Redis in instance/
@@ -93,6 +97,8 @@ def validate(config: Mapping[str, Any]) -> None:
     """Refuse a configuration that cannot work, with a message that says what to change."""
     if config["ISSUE_STRATEGY"] not in STRATEGIES:
         raise ConfigError(f"ISSUE_STRATEGY must be one of {', '.join(STRATEGIES)}; got {config['ISSUE_STRATEGY']!r}")
+    if config["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}; got {config['LOG_FORMAT']!r}")
     if config["APP_ENV"] not in APP_ENVS:
         raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}; got {config['APP_ENV']!r}")
     if config["APP_ENV"] == "production":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app import issuance
+from app import issuance, metrics
 from app.auth import current_member_id, role_required
 from app.errors import outcome_status
 from app.validation import NewCoupon, parse
@@ -32,6 +32,7 @@ def download(coupon_id: int) -> tuple[Response, int]:
     """The hot endpoint: 201 issued (lock) or 202 pending (lua); a refusal is its contract error."""
     member_id = current_member_id()
     outcome = issuance.download(coupon_id, member_id)
+    metrics.count_download(outcome.value)
     return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), outcome_status(outcome)
 
 

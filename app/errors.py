@@ -8,7 +8,7 @@ import time
 
 import redis
 import sqlalchemy as sa
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -141,6 +141,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(sa.exc.TimeoutError)
     def outage(exc: Exception) -> tuple[Response, int]:
         log.warning("answering 503: %s: %s", type(exc).__name__, exc)
+        if request.endpoint == "coupons.download":
+            from app.metrics import count_download
+
+            count_download("unavailable")
         return error_response(503, "unavailable", ServiceUnavailable.message)
 
     @app.errorhandler(Exception)

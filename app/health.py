@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify
 
 from app import recovery
 from app.extensions import clients, db
+from app.metrics import drain_status
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ def healthz() -> tuple[Response, int]:
     healthy = all(checks.values())
     body: dict[str, object] = {name: "ok" if ok else "down" for name, ok in checks.items()}
     if checks["redis"]:
+        # How the drain is doing: reported, never a reason for 503 (a stalled drain must not take every
+        # API instance out of a balancer while downloads can still be served).
+        body["drain"] = drain_status(clients().state_redis, clients().broker)
         # Open coupons the last check at start found without Redis state: downloads of them answer 503
         # until 'flask --app wsgi rebuild-state'. Reported, not fatal: every other coupon still serves.
         missing = recovery.reported()

@@ -1,14 +1,62 @@
-"""Logging for the service's long-running processes."""
+"""Logging for every process of the service: one line a record, text or JSON, the request id on each.
+
+``configure(process)`` is called by the worker, the scheduler, the launcher and the lab;
+gunicorn.conf.py passes ``config(process)`` as its ``logconfig_dict``, so the API's own lines and
+its access log look the same. LOG_FORMAT=json writes one JSON object a line (python-json-logger).
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.config
+import os
+from typing import Any
+
+FORMATS = ("text", "json")
+QUIET = {"alembic": "WARNING", "rq.worker": "WARNING", "redis_lock": "ERROR"}  # redis_lock: every refused acquire
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record: the request's (app.request_id), "-" outside a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always keep the record; only annotate it."""
+        from flask import g, has_request_context
+
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def config(process: str, log_format: str | None = None) -> dict[str, Any]:
+    """A dictConfig for ``process``: INFO for the service, quieter for chatty libraries."""
+    log_format = log_format or os.environ.get("LOG_FORMAT") or "text"
+    if log_format == "json":
+        formatter: dict[str, Any] = {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "static_fields": {"process": process},
+        }
+    else:
+        formatter = {"format": f"%(asctime)s {process} %(levelname)s %(name)s [%(request_id)s]: %(message)s"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {"line": formatter},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+        },
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {
+            **{name: {"level": level} for name, level in QUIET.items()},
+            # gunicorn's own loggers: the same handler, not their own as well.
+            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        },
+    }
 
 
 def configure(process: str) -> None:
-    """INFO for the service, WARNING for chatty libraries, the process name on every line."""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "rq.worker"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # It warns on every refused non-blocking acquire: routine when several workers meet a drain lock.
-    logging.getLogger("redis_lock").setLevel(logging.ERROR)
+    """Set up logging for this process (text, or JSON with LOG_FORMAT=json)."""
+    logging.config.dictConfig(config(process))

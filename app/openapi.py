@@ -221,7 +221,7 @@ def paths() -> dict[str, Any]:
         },
         "/metrics": {
             "get": operation(
-                "Prometheus metrics of this process's downloads, requests and the drain",
+                "Prometheus metrics: downloads by outcome and request durations (every worker's), and the drain",
                 {200: _text("text/plain; version=0.0.4", "Prometheus text exposition format")},
                 (),
                 signed_in=False,

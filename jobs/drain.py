@@ -67,6 +67,7 @@ def _forget(client: Any, coupon_id: int, members: list[int]) -> None:
     pipe.zrem(keys.queue(coupon_id), *members)
     for member in members:
         pipe.srem(keys.member_pending(member), coupon_id)
+    pipe.incrby(keys.DRAIN_ROWS, len(members))
     pipe.execute()
 
 
