@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from experiments.results import Audit
 from strategies import keys
 
 ROWS = sa.text("SELECT member_id, issued_at FROM member_coupon WHERE coupon_id = :c")
@@ -35,7 +36,7 @@ def audit(
     won_responses: int,
     failures: int,
     in_flight: frozenset[int] | set[int] = frozenset(),
-) -> dict[str, Any]:
+) -> Audit:
     """Every check of the contract's guarantees for one run, with the counts behind them.
 
     ``asked``: members with an answered request. A request never answered (a broken connection, or
@@ -63,16 +64,16 @@ def audit(
         "redis agrees with database": agrees,
         "every 2xx is a row": won_responses <= len(rows) <= won_responses + unanswered,
     }
-    return {
-        "ok": all(checks.values()),
-        "checks": checks,
-        "rows": len(rows),
-        "winners": winners,
-        "expected_winners": lowest if lowest == highest else f"{lowest}-{highest}",
-        "distinct_askers": len(asked),
-        "unanswered": unanswered,
-        "queue_left": queue_left,
-    }
+    return Audit(
+        ok=all(checks.values()),
+        checks=checks,
+        rows=len(rows),
+        winners=winners,
+        expected_winners=lowest if lowest == highest else f"{lowest}-{highest}",
+        distinct_askers=len(asked),
+        unanswered=unanswered,
+        queue_left=queue_left,
+    )
 
 
 def _as_datetime(value: Any) -> datetime:

@@ -4,7 +4,8 @@ For each number of API instances and each strategy: a fresh coupon, the service 
 (gunicorn instances on their own ports, plus the drain's worker and scheduler for lua), Locust
 headless for the set duration, then the drain awaited and every guarantee audited. A "read" run
 (GET /coupons/<id>: JWT + one Redis read) under the same server config measures the framework's
-ceiling. Results go to reports/<run-id>/ (results.json, report.md, plots).
+ceiling. Every tier's CPU is sampled once a second. Results go to reports/<run-id>/ (results.json,
+report.md, report.html, plots).
 """
 
 from __future__ import annotations
@@ -13,67 +14,195 @@ import argparse
 import json
 import logging
 import os
-import platform
-import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
+import sqlalchemy as sa
+from flask import Flask
 
-from app import embedded
+from app import create_app, embedded
+from app.extensions import clients, db
 from app.logs import configure as configure_logging
-from experiments import report
-from experiments.procs import ROOT
-from experiments.runs import Lab, one_run
+from experiments import provenance, report
+from experiments.bench import drain_benchmark
+from experiments.costs import database_pids
+from experiments.live import Live
+from experiments.results import RunResult
+from support.procs import ROOT, gunicorn_settings
 
 log = logging.getLogger("lab")
+SELLER = "lab-seller"
+STRATEGIES = ("lock", "lua")
 DEMO = {"users": 200, "duration": 8, "quantity": 500, "members": 5000, "locust_workers": 1, "drain_winners": 5000}
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    """The lab's options; ``--demo`` is the quickstart's short run on embedded defaults."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--strategies", default="lock,lua", help="comma-separated, run in this order")
+def strategies(value: str) -> list[str]:
+    """--strategies: lock and/or lua, comma-separated; anything else is refused at once."""
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in names if s not in STRATEGIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(unknown) or value!r}: choose from lock, lua")
+    return names
+
+
+def cpus(value: str) -> set[int]:
+    """A CPU list as taskset takes it: ``0``, ``0,1``, ``0-3``; each CPU one this process may use."""
+    chosen: set[int] = set()
+    try:
+        for part in value.split(","):
+            low, _, high = part.partition("-")
+            chosen.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a CPU list: {value!r} (e.g. 0 or 0,1 or 0-3)") from None
+    usable = os.sched_getaffinity(0)
+    if not chosen or not chosen <= usable:
+        raise argparse.ArgumentTypeError(f"CPUs {sorted(chosen)} not all usable here (usable: {sorted(usable)})")
+    return chosen
+
+
+def parser() -> argparse.ArgumentParser:
+    """The lab's command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.lab",
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--strategies", type=strategies, default="lock,lua", help="lock and/or lua, run in this order")
     p.add_argument("--instances", default="1", help="comma-separated API instance counts, e.g. 1,2,4")
     p.add_argument("--users", type=int, default=1600, help="Locust users (the study's vusers)")
-    p.add_argument("--spawn-rate", type=int, default=0, help="users started per second (default: all at once)")
+    p.add_argument("--spawn-rate", type=int, default=0, help="users started per second (0: all at once)")
     p.add_argument("--duration", type=int, default=60, help="seconds of load per run")
     p.add_argument("--quantity", type=int, default=5000, help="the coupon's quantity")
     p.add_argument("--members", type=int, default=100_000, help="members seeded and given tokens")
     p.add_argument("--locust-workers", type=int, default=2, help="Locust worker processes, one token file each")
-    p.add_argument("--web-workers", type=int, help="gunicorn workers per API instance (default: gunicorn.conf.py's)")
-    p.add_argument("--web-threads", type=int, help="gunicorn threads per worker (default: gunicorn.conf.py's)")
+    p.add_argument("--web-workers", type=int, help="gunicorn workers per API instance (None: gunicorn.conf.py's)")
+    p.add_argument("--web-threads", type=int, help="gunicorn threads per worker (None: gunicorn.conf.py's)")
     p.add_argument("--no-read", action="store_true", help="skip the ceiling run (GET /coupons/<id>)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
+    p.add_argument("--api-cpus", type=cpus, help="pin the API instances to these CPUs, e.g. 0 or 0,1")
+    p.add_argument("--loadgen-cpus", type=cpus, help="pin the Locust processes to these CPUs")
     p.add_argument("--drain-winners", type=int, default=50_000, help="winners for the drain benchmark (0: skip)")
+    p.add_argument("--no-live", action="store_true", help="no live page while the runs go")
     p.add_argument("--out", type=Path, default=ROOT / "reports", help="where reports/<run-id>/ goes")
     p.add_argument("--demo", action="store_true", help=f"a short run: {DEMO}")
+    return p
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The lab's options; ``--demo`` is the quickstart's short run on embedded defaults."""
+    p = parser()
     if p.parse_known_args(argv)[0].demo:
         p.set_defaults(**DEMO)  # defaults only: options given explicitly still win
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     args.spawn_rate = args.spawn_rate or args.users
     return args
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
+def order(modes: list[str], repeat: int) -> list[tuple[str, int]]:
+    """Each mode ``repeat`` times, every other round reversed: lock, lua, read, read, lua, lock, ..."""
+    return [(mode, i) for i in range(repeat) for mode in (modes if i % 2 == 0 else modes[::-1])]
 
 
-def git_commit() -> str:
-    """HEAD's short hash, marked dirty if the tree has changes."""
+@dataclass
+class Lab:
+    """The experiment's fixed parts: settings, app, database, Redis, process env, tokens, live page."""
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    args: argparse.Namespace
+    out: Path
+    app: Flask
+    engine: sa.Engine
+    client: Any
+    env: dict[str, str]
+    seller_id: int
+    token_dir: Path
+    live: Live
+    db_pids: list[int]
+    db_figure: str
 
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    @classmethod
+    def prepare(cls, args: argparse.Namespace, out: Path, live: Live) -> Lab:
+        """Migrate, seed members, mint one token file per Locust worker."""
+        from flask_migrate import upgrade
+
+        from experiments.seed import seed
+        from experiments.tokens import write_token_files
+
+        app = create_app()
+        with app.app_context():
+            upgrade(directory=str(ROOT / "migrations"))
+            engine, client = db.engine, clients().state_redis
+            log.info("seeding %s members", args.members)
+            seed(engine, args.members, 0, 0, progress=None)
+            seller_id = _seller(app)
+            token_dir = out / "tokens"
+            log.info("minting %s tokens in %s files", args.members, args.locust_workers)
+            write_token_files(args.members, args.locust_workers, token_dir)
+        env = dict(
+            os.environ,
+            DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+            REDIS_URL=app.config["REDIS_URL"],
+            JWT_SECRET_KEY=app.config["JWT_SECRET_KEY"],
+            PYTHONWARNINGS="ignore",
+        )
+        pids, figure = database_pids(engine)
+        return cls(args, out, app, engine, client, env, seller_id, token_dir, live, pids, figure)
+
+    def config(self) -> dict[str, Any]:
+        """The load configuration and every setting, as results.json records them."""
+        a = self.args
+        server = gunicorn_settings(self.server_env())
+        versions = provenance.servers(self.engine, self.client)
+        settings = {
+            k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v for k, v in vars(a).items()
+        }
+        return {
+            "users": a.users,
+            "duration_s": a.duration,
+            "quantity": a.quantity,
+            "members": a.members,
+            "locust_workers": a.locust_workers,
+            "web_workers": server["workers"],
+            "web_threads": server["threads"],
+            "spawn_rate": a.spawn_rate,
+            "repeat": a.repeat,
+            "api_cpus": sorted(a.api_cpus) if a.api_cpus else None,
+            "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
+            "database": self.engine.dialect.name,
+            "database_version": versions["database"],
+            "redis": f"redis {versions['redis']}",
+            "database_cpu": self.db_figure,
+            "settings": settings,
+            "gunicorn": {k: server[k] for k in ("worker_class", "workers", "threads", "worker_connections", "backlog")},
+        }
+
+    def server_env(self) -> dict[str, str]:
+        """The environment API instances start with: the lab's, plus any --web-* override."""
+        overrides = (("WEB_WORKERS", self.args.web_workers), ("WEB_THREADS", self.args.web_threads))
+        return dict(self.env, **{k: str(v) for k, v in overrides if v is not None})
+
+    def drain_benchmarks(self, winners: int) -> list[dict[str, float]]:
+        """Drain throughput at a few batch sizes."""
+        if not winners:
+            return []
+        results = []
+        with self.app.app_context():
+            for batch in (100, 1000, 5000):
+                log.info("drain benchmark: %s winners in batches of %s", winners, batch)
+                results.append(drain_benchmark(self.client, self.engine, winners, batch))
+        return results
+
+
+def _seller(app: Flask) -> int:
+    from app.auth import create_member
+    from app.models import Member
+
+    found = db.session.scalar(sa.select(Member.id).where(Member.username == SELLER))
+    return found if found is not None else create_member(SELLER, os.urandom(16).hex(), "seller").id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,30 +212,36 @@ def main(argv: list[str] | None = None) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = args.out / run_id
     out.mkdir(parents=True, exist_ok=True)
-    with embedded.serving():  # on embedded defaults: started for the run, stopped after if the lab started it
-        results, runs = run_all(args, run_id, out)
+    live = Live(enabled=not args.no_live)
+    with embedded.serving(), live:  # the embedded Redis, if the lab started it, stops after
+        results, runs = run_all(args, run_id, out, live)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report.render(results, out)
     print(report.summary_table(results))
-    print(f"\nreport: {out / 'report.md'}")
-    return 0 if all(r["audit"] is None or r["audit"]["ok"] for r in runs) else 1
+    print(f"\nreport: {out / 'report.html'} (and report.md)")
+    return 0 if all(r.audit is None or r.audit.ok for r in runs) else 1
 
 
-def run_all(args: argparse.Namespace, run_id: str, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Every configuration's run, then the drain benchmark: the results and the runs."""
-    lab = Lab.prepare(args, out)
-    runs = []
-    for instances in [int(n) for n in args.instances.split(",")]:
-        modes = [s.strip() for s in args.strategies.split(",")] + ([] if args.no_read else ["read"])
-        for mode in modes:
-            runs.append(one_run(lab, mode, instances))
+def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tuple[dict[str, Any], list[RunResult]]:
+    """Every configuration's runs, interleaved, then the drain benchmark: the results and the runs."""
+    from experiments.runs import one_run
+
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    lab = Lab.prepare(args, out, live)
+    modes = [*args.strategies, *([] if args.no_read else ["read"])]
+    runs = [
+        one_run(lab, mode, instances, i)
+        for instances in [int(n) for n in args.instances.split(",")]
+        for mode, i in order(modes, args.repeat)
+    ]
     results = {
         "run_id": run_id,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-        "machine": machine(),
+        "started_at": started_at,
+        "git_commit": provenance.git_commit(),
+        "machine": provenance.machine(),
+        "packages": provenance.packages(),
         "config": lab.config(),
-        "runs": runs,
+        "runs": [r.to_json() for r in runs],
         "drain_benchmark": lab.drain_benchmarks(args.drain_winners),
     }
     return results, runs

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.runners import MasterRunner
 
@@ -34,6 +35,7 @@ tokens: list[tuple[int, str]] = []
 records: list[tuple[float, int, float]] = []
 asked: set[int] = set()  # members with an answered request
 in_flight: Counter[int] = Counter()  # requests sent and not yet answered, by member
+answers: Counter[int] = Counter()  # answers by HTTP status (0: none), for the live page
 
 
 @events.test_start.add_listener
@@ -45,6 +47,36 @@ def load_tokens(environment: Any, **_kwargs: Any) -> None:
     index = max(getattr(environment.runner, "worker_index", 0), 0)
     with open(files[index % len(files)], newline="") as f:
         tokens[:] = [(int(row["member_id"]), row["access_token"]) for row in csv.DictReader(f)]
+
+
+@events.init.add_listener
+def write_live_counts(environment: Any, **_kwargs: Any) -> None:
+    """On a worker, once a second: answers by status and latency so far, for the lab's live page."""
+    if isinstance(environment.runner, MasterRunner) or not os.environ.get("LAB_OUT"):
+        return
+
+    def loop() -> None:
+        while True:
+            gevent.sleep(1.0)
+            if not records:
+                continue
+            index = max(getattr(environment.runner, "worker_index", 0), 0)
+            latencies = sorted(r[2] for r in records[-20000:] if r[1])  # the latest: a bounded sort
+            live = {
+                "at": time.time(),
+                "statuses": {str(k): v for k, v in answers.items()},
+                "p50_ms": _rank(latencies, 0.5),
+                "p99_ms": _rank(latencies, 0.99),
+            }
+            path = Path(os.environ["LAB_OUT"]) / f"live-{index:02d}.json"
+            path.with_suffix(".tmp").write_text(json.dumps(live))
+            path.with_suffix(".tmp").replace(path)
+
+    gevent.spawn(loop)
+
+
+def _rank(values: list[float], q: float) -> float | None:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
 
 
 @events.test_stop.add_listener
@@ -85,6 +117,7 @@ class Member(FastHttpUser):
             if status in (409, 410):
                 resp.success()  # already_issued and sold_out are the expected answers of a rush
         records.append((started, status, (time.time() - started) * 1000))
+        answers[status] += 1
         in_flight[member_id] -= 1
         if MODE != "read":
             asked.add(member_id)

@@ -1,114 +1,29 @@
-"""One lab run: a fresh coupon, the service, the load, the drain awaited, the audit."""
+"""One lab run: a fresh coupon, the service, the load with every tier's counters sampled, the drain, the audit."""
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from flask import Flask
 
-from app import create_app
-from app.extensions import clients, db
 from app.validation import NewCoupon
 from experiments import audit as audits
-from experiments.analysis import summarise
-from experiments.bench import drain_benchmark
-from experiments.procs import ROOT, gunicorn_settings, wait_for
-from experiments.stack import run_locust, service
+from experiments import costs
+from experiments.analysis import percentile, sellout_answer, summarise
+from experiments.results import Drain, LockHold, RunResult
+from experiments.stack import LoadResult, run_locust, service
 from strategies import keys
+from support.procs import ROOT, wait_for
 
-log = logging.getLogger("lab")
-SELLER = "lab-seller"
+if TYPE_CHECKING:
+    from experiments.lab import Lab
 
-
-@dataclass
-class Lab:
-    """The experiment's fixed parts: settings, app, database, Redis, process env, tokens."""
-
-    args: argparse.Namespace
-    out: Path
-    app: Flask
-    engine: sa.Engine
-    client: Any
-    env: dict[str, str]
-    seller_id: int
-    token_dir: Path
-
-    @classmethod
-    def prepare(cls, args: argparse.Namespace, out: Path) -> Lab:
-        """Migrate, seed members, mint one token file per Locust worker."""
-        from flask_migrate import upgrade
-
-        from experiments.seed import seed
-        from experiments.tokens import write_token_files
-
-        app = create_app()
-        with app.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
-            engine, client = db.engine, clients().state_redis
-            log.info("seeding %s members", args.members)
-            seed(engine, args.members, 0, 0, progress=None)
-            seller_id = _seller(app)
-            token_dir = out / "tokens"
-            log.info("minting %s tokens in %s files", args.members, args.locust_workers)
-            write_token_files(args.members, args.locust_workers, token_dir)
-        env = dict(
-            os.environ,
-            DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-            REDIS_URL=app.config["REDIS_URL"],
-            JWT_SECRET_KEY=app.config["JWT_SECRET_KEY"],
-            PYTHONWARNINGS="ignore",
-        )
-        return cls(args, out, app, engine, client, env, seller_id, token_dir)
-
-    def config(self) -> dict[str, Any]:
-        """The load configuration as results.json records it."""
-        a = self.args
-        info = self.client.info("server")
-        server = gunicorn_settings(self.server_env())
-        return {
-            "users": a.users,
-            "duration_s": a.duration,
-            "quantity": a.quantity,
-            "members": a.members,
-            "locust_workers": a.locust_workers,
-            "web_workers": server["workers"],
-            "web_threads": server["threads"],
-            "spawn_rate": a.spawn_rate,
-            "database": self.engine.dialect.name,
-            "redis": f"redis {info.get('redis_version')}",
-        }
-
-    def server_env(self) -> dict[str, str]:
-        """The environment API instances start with: the lab's, plus any --web-* override."""
-        overrides = (("WEB_WORKERS", self.args.web_workers), ("WEB_THREADS", self.args.web_threads))
-        return dict(self.env, **{k: str(v) for k, v in overrides if v is not None})
-
-    def drain_benchmarks(self, winners: int) -> list[dict[str, float]]:
-        """Drain throughput at a few batch sizes."""
-        if not winners:
-            return []
-        results = []
-        with self.app.app_context():
-            for batch in (100, 1000, 5000):
-                log.info("drain benchmark: %s winners in batches of %s", winners, batch)
-                results.append(drain_benchmark(self.client, self.engine, winners, batch))
-        return results
-
-
-def _seller(app: Flask) -> int:
-    from app.auth import create_member
-    from app.models import Member
-
-    found = db.session.scalar(sa.select(Member.id).where(Member.username == SELLER))
-    return found if found is not None else create_member(SELLER, os.urandom(16).hex(), "seller").id
+PROBE = ROOT / "experiments" / "probe"
 
 
 @dataclass
@@ -148,7 +63,7 @@ class Monitor:
         return next((t for t, n in self.samples if n >= rows), None)
 
 
-def one_run(lab: Lab, mode: str, instances: int) -> dict[str, Any]:
+def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
     """Rush ``mode`` (lock, lua, or read: the ceiling) on ``instances`` API instances."""
     a = lab.args
     strategy = "lua" if mode == "read" else mode
@@ -156,21 +71,28 @@ def one_run(lab: Lab, mode: str, instances: int) -> dict[str, Any]:
         from app import issuance
 
         coupon_id = issuance.register_coupon(lab.seller_id, NewCoupon(name=f"lab {mode}", quantity=a.quantity))["id"]
-    label = f"{mode} x{instances}"
+    label = f"{mode} x{instances}" + (f" #{repeat + 1}" if a.repeat > 1 else "")
     logs = lab.out / "logs" / f"{mode}-{instances}"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = logs / str(repeat + 1) if a.repeat > 1 else logs
+    holds = logs / "lock-hold"
+    holds.mkdir(parents=True, exist_ok=True)
     env = dict(lab.server_env(), ISSUE_STRATEGY=strategy)
+    if mode == "lock":
+        env.update(LAB_LOCK_HOLD_DIR=str(holds), PYTHONPATH=_pythonpath(env))
     print(f"== {label}: {a.users} users for {a.duration} s on coupon {coupon_id} (quantity {a.quantity})", flush=True)
-    with service(env, instances, logs, drain=strategy == "lua") as hosts:
+    with service(env, instances, logs, drain=strategy == "lua", cpus=a.api_cpus) as running:
         monitor = Monitor(lab.engine, coupon_id)
+        sampler = costs.Sampler(running.pids, lab.client, lab.db_pids)
+        lab.live.begin(label, coupon_id, mode, a.quantity, lab.client, monitor, logs)
 
         def progress(elapsed: float) -> None:
             if int(elapsed) % 5 == 0:
                 print(f"   {label}: {elapsed:3.0f}/{a.duration} s, rows persisted {monitor.rows}", flush=True)
 
+        sampler.start()  # just before Locust starts
         load = run_locust(
             env,
-            hosts,
+            running.hosts,
             coupon_id,
             "read" if mode == "read" else "download",
             a.users,
@@ -180,7 +102,10 @@ def one_run(lab: Lab, mode: str, instances: int) -> dict[str, Any]:
             lab.token_dir,
             logs,
             progress,
+            started_pids=lambda pids: setattr(sampler.loadgen, "roots", pids),
+            cpus=a.loadgen_cpus,
         )
+        sampler.stop()  # just after it stopped, the service still up
         if mode != "read":
             winners = audits.winners_in_redis(lab.client, strategy, coupon_id, a.quantity)
             wait_for(
@@ -189,42 +114,90 @@ def one_run(lab: Lab, mode: str, instances: int) -> dict[str, Any]:
                 f"{label}: the drain of {winners} winners",
             )
         monitor.stop()
-    return _result(lab, mode, instances, coupon_id, load, monitor)
+        lab.live.end()
+    return _result(lab, mode, instances, repeat, coupon_id, load, monitor, sampler, holds)
 
 
-def _result(lab: Lab, mode: str, instances: int, coupon_id: int, load: Any, monitor: Monitor) -> dict[str, Any]:
-    a = lab.args
-    rows = audits.persisted(lab.engine, coupon_id) if mode != "read" else []
-    last_win = max((audits.epoch(t) for _, t in rows), default=None)
-    sold_out = last_win if len(rows) >= a.quantity else None
-    result: dict[str, Any] = {
-        "strategy": mode,
-        "instances": instances,
-        "coupon_id": coupon_id,
-        **summarise(load.records, sold_out, rush=mode != "read"),
-    }
-    won = sum(v for k, v in result["statuses"].items() if k.startswith("2")) if mode != "read" else 0
-    result["winners"] = len(rows) if mode != "read" else None
-    result["audit"] = (
-        None
-        if mode == "read"
-        else audits.audit(
-            lab.client, lab.engine, mode, coupon_id, a.quantity, load.asked, won, result["failures"], load.in_flight
-        )
+def _pythonpath(env: dict[str, str]) -> str:
+    """The probe's folder first on PYTHONPATH, so its sitecustomize loads in the API processes."""
+    return ":".join(p for p in (str(PROBE), env.get("PYTHONPATH", "")) if p)
+
+
+def lock_hold(folder: Path, start: float, end: float) -> LockHold | None:
+    """The holds the probe recorded that ended between ``start`` and ``end`` (the stock phase)."""
+    held = sorted(
+        float(us) / 1000
+        for path in folder.glob("hold-*.txt")
+        for at, us in (line.split() for line in path.read_text().splitlines() if line.strip())
+        if start <= float(at) <= end
     )
-    result["drain"] = None
-    if mode == "lua" and rows and last_win is not None:
-        first_row, last_row = monitor.first_at(1), monitor.first_at(len(rows))
-        if first_row is not None and last_row is not None:
-            result["drain"] = {
-                "lag_s": round(max(last_row - last_win, 0.0), 3),
-                "rows_per_s": round(len(rows) / max(last_row - first_row, 1e-3)),
-            }
-    result["loadgen_cpu_share"] = round(load.cpu_s / (load.wall_s * (os.cpu_count() or 1)), 3)
-    verdict = "n/a" if result["audit"] is None else ("OK" if result["audit"]["ok"] else "FAIL")
+    if not held:
+        return None
+    mean = sum(held) / len(held)
+    return LockHold(
+        samples=len(held),
+        p50_ms=percentile(held, 50),
+        p99_ms=percentile(held, 99),
+        mean_ms=round(mean, 3),
+        ceiling_tps=round(1000 / mean, 1) if mean else None,
+    )
+
+
+def _drain(mode: str, rows: int, last_win: float | None, monitor: Monitor) -> Drain | None:
+    if mode != "lua" or not rows or last_win is None:
+        return None
+    first_row, last_row = monitor.first_at(1), monitor.first_at(rows)
+    if first_row is None or last_row is None:
+        return None
+    return Drain(
+        lag_s=round(max(last_row - last_win, 0.0), 3), rows_per_s=round(rows / max(last_row - first_row, 1e-3))
+    )
+
+
+def _result(
+    lab: Lab,
+    mode: str,
+    instances: int,
+    repeat: int,
+    coupon_id: int,
+    load: LoadResult,
+    monitor: Monitor,
+    sampler: costs.Sampler,
+    holds: Path,
+) -> RunResult:
+    a, rush = lab.args, mode != "read"
+    rows = audits.persisted(lab.engine, coupon_id) if rush else []
+    last_win = max((audits.epoch(t) for _, t in rows), default=None)
+    summary = summarise(load.records, last_win if len(rows) >= a.quantity else None, rush=rush)
+    won = sum(v for k, v in summary.statuses.items() if k.startswith("2")) if rush else 0
+    audit = (
+        audits.audit(
+            lab.client, lab.engine, mode, coupon_id, a.quantity, load.asked, won, summary.failures, load.in_flight
+        )
+        if rush
+        else None
+    )
+    sold_out_at = sellout_answer(load.records) if rush else None
+    split = costs.split(sampler.samples, load.records, sold_out_at, lab.db_figure)
+    if mode == "lock":
+        split.lock_hold = lock_hold(holds, sampler.samples[0].at, sold_out_at or sampler.samples[-1].at)
+    result = RunResult(
+        strategy=mode,
+        instances=instances,
+        coupon_id=coupon_id,
+        summary=summary,
+        winners=len(rows) if rush else None,
+        audit=audit,
+        drain=_drain(mode, len(rows), last_win, monitor),
+        loadgen_cpu_share=round(load.cpu_s / (load.wall_s * len(a.loadgen_cpus or range(os.cpu_count() or 1))), 3),
+        api_cpu_us_per_request=costs.api_cpu_us_per_request(sampler.samples, load.records),
+        repeat=repeat,
+        costs=split,
+    )
+    verdict = "n/a" if audit is None else ("OK" if audit.ok else "FAIL")
     print(
-        f"   {mode} x{instances}: {result['tps']:.0f} TPS, p50 {result['latency_ms']['p50'] or 0:.0f} ms, "
-        f"audit {verdict}",
+        f"   {mode} x{instances}: {summary.tps:.0f} TPS, p50 {summary.latency_ms.p50 or 0:.0f} ms, "
+        f"API CPU {result.api_cpu_us_per_request or 0:.0f} us/request, audit {verdict}",
         flush=True,
     )
     return result

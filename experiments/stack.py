@@ -12,28 +12,55 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.analysis import Record
-from experiments.procs import ROOT, Proc, free_port, start_gunicorn, start_module
+import psutil
+
+from experiments.results import Record
+from support.procs import ROOT, Proc, free_port, start_gunicorn, start_module
 
 LOCUSTFILE = ROOT / "experiments" / "locustfile.py"
 
 
+@dataclass
+class Service:
+    """The running API instances: their base URLs and their gunicorn masters' pids."""
+
+    hosts: list[str]
+    pids: list[int]
+
+
+def pin(pids: list[int], cpus: set[int] | None) -> None:
+    """Pin each process tree (the gunicorn master and its workers, or Locust's) to ``cpus``; None: leave it."""
+    if not cpus:
+        return
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                os.sched_setaffinity(proc.pid, cpus)
+        except (psutil.Error, ProcessLookupError):
+            continue
+
+
 @contextmanager
-def service(env: Mapping[str, str], instances: int, logs: Path, drain: bool) -> Iterator[list[str]]:
-    """``instances`` gunicorn instances on their own ports (+ worker and scheduler); their base URLs.
+def service(
+    env: Mapping[str, str], instances: int, logs: Path, drain: bool, cpus: set[int] | None = None
+) -> Iterator[Service]:
+    """``instances`` gunicorn instances on their own ports (+ worker and scheduler), pinned to ``cpus`` if given.
 
     The instances take their worker and thread counts from ``env`` and gunicorn.conf.py.
     """
     with ExitStack() as stack:
-        hosts = []
+        running = Service([], [])
         for i in range(instances):
             proc, base = start_gunicorn(env, logs / f"api-{i}.log", workers=None, threads=None)
             stack.callback(proc.stop)
-            hosts.append(base)
+            running.hosts.append(base)
+            running.pids.append(proc.popen.pid)
+        pin(running.pids, cpus)  # workers are up: /healthz answered
         if drain:
             for module in ("jobs.worker", "jobs.scheduler"):
                 stack.callback(start_module(module, env, logs / f"{module.split('.')[1]}.log").stop)
-        yield hosts
+        yield running
 
 
 @dataclass
@@ -59,6 +86,8 @@ def run_locust(
     token_dir: Path,
     out: Path,
     progress: Callable[[float], None] | None = None,
+    started_pids: Callable[[list[int]], None] | None = None,
+    cpus: set[int] | None = None,
 ) -> LoadResult:
     """Locust headless, a master and ``workers`` workers (nGrinder's controller and agents)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -110,6 +139,10 @@ def run_locust(
         )
         for i in range(workers)
     ]
+    pids = [p.popen.pid for p in [master, *slaves]]
+    pin(pids, cpus)
+    if started_pids:
+        started_pids(pids)
     started = time.monotonic()
     stop_ticker = _ticker(progress, started)
     cpu_s = sum(_wait_cpu(p) for p in [master, *slaves])
@@ -117,7 +150,7 @@ def run_locust(
     result = LoadResult(cpu_s=cpu_s, wall_s=time.monotonic() - started)
     for path in sorted(out.glob("records-*.json")):
         data = json.loads(path.read_text())
-        result.records.extend(tuple(r) for r in data["records"])  # type: ignore[misc]
+        result.records.extend((float(t), int(s), float(ms)) for t, s, ms in data["records"])
         result.asked.update(data["asked"])
         result.in_flight.update(data.get("in_flight", []))
     if not result.records:
@@ -143,4 +176,9 @@ def _ticker(progress: Callable[[float], None] | None, started: float) -> Callabl
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
-    return lambda: (stop.set(), thread.join())  # type: ignore[func-returns-value]
+
+    def halt() -> None:
+        stop.set()
+        thread.join()
+
+    return halt

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.analysis import latency, percentile, summarise, timeline
+from experiments.analysis import latency, percentile, sellout_answer, summarise, timeline
+from experiments.results import Latency
 
 
 def test_percentile_by_nearest_rank() -> None:
@@ -16,7 +17,7 @@ def test_percentile_by_nearest_rank() -> None:
 
 def test_latency_ignores_requests_without_a_response() -> None:
     records = [(0.0, 202, 10.0), (0.1, 410, 30.0), (0.2, 0, 60000.0)]
-    assert latency(records) == {"mean": 20.0, "p50": 10.0, "p95": 30.0, "p99": 30.0, "max": 30.0}
+    assert latency(records) == Latency(mean=20.0, p50=10.0, p95=30.0, p99=30.0, max=30.0)
 
 
 def test_sellout_split() -> None:
@@ -24,29 +25,31 @@ def test_sellout_split() -> None:
     records = [(100 + t + i / 2, 202, 5.0) for t in range(4) for i in range(2)]
     records += [(104 + t + i / 5, 410, 1.0) for t in range(6) for i in range(5)]
     result = summarise(records, sellout_at=104.0)
-    assert result["requests"] == 38 and result["sellout_s"] == 4.0
-    assert result["tps_while_stock"] == pytest.approx(2.0)
-    assert result["tps_after_sellout"] == pytest.approx(30 / (109.8 - 104))
-    assert result["statuses"] == {"202": 8, "410": 30}
-    assert result["errors"] == {"sold_out": 30}
+    assert result.requests == 38 and result.sellout_s == 4.0
+    assert result.tps_while_stock == pytest.approx(2.0)
+    assert result.tps_after_sellout == pytest.approx(30 / (109.8 - 104))
+    assert result.statuses == {"202": 8, "410": 30}
+    assert result.errors == {"sold_out": 30}
+    assert sellout_answer(records) == pytest.approx(104.001)
 
 
 def test_no_sellout_means_stock_remained_all_along() -> None:
     records = [(0.0, 202, 1.0), (1.0, 202, 1.0), (2.0, 202, 1.0)]
     result = summarise(records, sellout_at=None)
-    assert result["tps_while_stock"] == result["tps"] == 1.5
-    assert result["tps_after_sellout"] is None and result["sellout_s"] is None
+    assert result.tps_while_stock == result.tps == 1.5
+    assert result.tps_after_sellout is None and result.sellout_s is None
     read = summarise(records, sellout_at=None, rush=False)
-    assert read["tps_while_stock"] is None
-    assert summarise([], None)["requests"] == 0
+    assert read.tps_while_stock is None
+    assert summarise([], None).requests == 0
+    assert sellout_answer(records) is None
 
 
 def test_timeline_counts_each_second() -> None:
     records = [(10.0, 202, 4.0), (10.5, 409, 2.0), (12.2, 0, 9.0), (12.3, 503, 8.0), (13.1, 202, 1.0)]
     rows = timeline(records, start=10.0, end=13.1)  # the partial fourth second is left out
-    assert [(r["t"], r["tps"], r["ok"], r["refused"], r["errors"]) for r in rows] == [
+    assert [(r.t, r.tps, r.ok, r.refused, r.errors) for r in rows] == [
         (0, 2, 1, 1, 0),
         (1, 0, 0, 0, 0),
         (2, 2, 0, 0, 2),
     ]
-    assert rows[0]["p50_ms"] == 2.0
+    assert rows[0].p50_ms == 2.0

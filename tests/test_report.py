@@ -86,8 +86,8 @@ def report(results: dict[str, Any], tmp_path: Path) -> str:
 
 def test_render_writes_the_report_and_two_pngs(results: dict[str, Any], tmp_path: Path) -> None:
     paths = render(results, tmp_path / "run")
-    assert paths == [tmp_path / "run" / name for name in ("report.md", "tps.png", "latency.png")]
-    for png in paths[1:]:
+    assert paths == [tmp_path / "run" / name for name in ("report.md", "tps.png", "latency.png", "report.html")]
+    for png in paths[1:3]:
         assert png.read_bytes().startswith(PNG_MAGIC)
     assert "![TPS over time](tps.png)" in paths[0].read_text() and "](latency.png)" in paths[0].read_text()
 
@@ -130,15 +130,16 @@ def test_report_has_each_audit_verdict_and_check(report: str) -> None:
 
 
 def test_ratios_are_exact_and_none_where_a_side_is_missing(results: dict[str, Any]) -> None:
-    assert ratios(results) == {
-        1: {
-            "lua_over_lock": pytest.approx(4.5),
-            "lua_over_lock_while_stock": pytest.approx(4.0),
-            "lua_over_ceiling": pytest.approx(0.9),
-            "lock_over_ceiling": pytest.approx(0.2),
-        },
-        2: dict.fromkeys(("lua_over_lock", "lua_over_lock_while_stock", "lua_over_ceiling", "lock_over_ceiling")),
+    medians = {k: v and v.median for k, v in ratios(results)[1].items()}
+    assert medians == {
+        "lua_over_lock": pytest.approx(4.5),
+        "lua_over_lock_while_stock": pytest.approx(4.0),
+        "lua_over_ceiling": pytest.approx(0.9),
+        "lock_over_ceiling": pytest.approx(0.2),
     }
+    assert all(v is not None and v.n == 1 for v in ratios(results)[1].values())
+    keys = ("lua_over_lock", "lua_over_lock_while_stock", "lua_over_ceiling", "lock_over_ceiling")
+    assert ratios(results)[2] == dict.fromkeys(keys)
 
 
 def test_ratios_are_none_where_a_side_is_zero_or_null() -> None:
@@ -164,7 +165,7 @@ def test_summary_table_has_every_run_and_the_ratios(results: dict[str, Any]) -> 
         ["read", "1", "1,000.0"],
         ["lua", "2", "1,200.0"],
     ]
-    assert lines[4].split()[-3:] == ["FAIL", "-", "41%"]
+    assert lines[4].split()[-4:] == ["FAIL", "-", "-", "41%"]
     assert lines[-2].startswith("×1: lua/lock 4.50x overall") and lines[-1].startswith("×2:")
 
 
@@ -179,7 +180,7 @@ def test_summary_table_has_every_run_and_the_ratios(results: dict[str, Any]) -> 
 )
 def test_a_single_run_renders(run: dict[str, Any], tmp_path: Path) -> None:
     paths = render(make_results(run), tmp_path)
-    assert all(png.read_bytes().startswith(PNG_MAGIC) for png in paths[1:])
+    assert all(png.read_bytes().startswith(PNG_MAGIC) for png in paths[1:3])
     assert f"| | {run['strategy']} ×1 |" in paths[0].read_text()
     assert len(summary_table(make_results(run)).splitlines()) == 4  # header, the run, blank, one ratio line
 

@@ -1,0 +1,49 @@
+"""Loaded at start-up by the lab's API processes for a lock run: records how long each request held the lock.
+
+The lab puts this folder on PYTHONPATH and sets LAB_LOCK_HOLD_DIR; nothing else imports it. Each process
+appends one line per hold, ``<release epoch s> <held us>``, to ``hold-<pid>.txt``: the time from the lock's
+acquire() returning True to its release() returning, measured with the holder's monotonic clock. The line is
+written after the release, outside the hold it measures.
+"""
+
+import os
+import threading
+import time
+from typing import Any, TextIO
+
+_DIR = os.environ.get("LAB_LOCK_HOLD_DIR")
+
+
+def _install(folder: str) -> None:
+    import redis_lock
+
+    acquire, release = redis_lock.Lock.acquire, redis_lock.Lock.release
+    guard = threading.Lock()
+    files: dict[int, TextIO] = {}
+
+    def write(line: str) -> None:
+        with guard:
+            out = files.get(os.getpid())
+            if out is None:  # after fork: a file of this process's own
+                out = files[os.getpid()] = open(os.path.join(folder, f"hold-{os.getpid()}.txt"), "a", buffering=1)
+            out.write(line)
+
+    def timed_acquire(self: Any, *args: Any, **kwargs: Any) -> Any:
+        got = acquire(self, *args, **kwargs)
+        if got:
+            self._lab_held_at = time.perf_counter()
+        return got
+
+    def timed_release(self: Any) -> Any:
+        try:
+            return release(self)
+        finally:
+            held_at = self.__dict__.pop("_lab_held_at", None)
+            if held_at is not None:
+                write(f"{time.time():.6f} {(time.perf_counter() - held_at) * 1e6:.0f}\n")
+
+    redis_lock.Lock.acquire, redis_lock.Lock.release = timed_acquire, timed_release
+
+
+if _DIR:
+    _install(_DIR)

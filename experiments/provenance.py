@@ -1,0 +1,79 @@
+"""What reproduces a run: the code, the packages, the servers, the machine."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import sqlalchemy as sa
+
+from support.procs import ROOT
+
+
+def git_commit() -> str:
+    """HEAD's short hash, marked dirty if the tree has changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it (else the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def packages() -> dict[str, Any]:
+    """The lock file's and the installed set's fingerprints, and the installed set itself."""
+    lock = ROOT / "requirements-dev.lock"
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=False
+    ).stdout
+    return {
+        "requirements_dev_lock_sha256": _sha256(lock.read_bytes()) if lock.exists() else None,
+        "pip_freeze_sha256": _sha256(freeze.encode()),
+        "pip_freeze": freeze.splitlines(),
+    }
+
+
+def servers(engine: sa.Engine, client: Any) -> dict[str, str | None]:
+    """The Redis and database servers' versions."""
+    try:
+        redis_version = str(client.info("server").get("redis_version"))
+    except Exception:  # a cluster answers per node
+        redis_version = None
+    with engine.connect() as conn:
+        query = "SELECT sqlite_version()" if engine.dialect.name == "sqlite" else "SELECT VERSION()"
+        database_version = str(conn.scalar(sa.text(query)))
+    return {"redis": redis_version, "database": f"{engine.dialect.name} {database_version}"}
