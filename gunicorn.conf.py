@@ -29,7 +29,7 @@ graceful_timeout = 10
 accesslog = os.environ.get("ACCESS_LOG") or None
 # The request id (app/request_id.py) ends every access line, as it is on every line the request logs.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)ss %({x-request-id}o)s'
-logconfig_dict = logs.config("api")
+logconfig_dict = logs.config("api", access_log=accesslog)
 # gunicorn 25+ opens a control socket at one fixed path per user; several instances on one host
 # (the lab, a scaled deployment) would take it from each other. Nothing here uses it.
 control_socket_disable = True

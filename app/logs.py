@@ -27,8 +27,12 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def config(process: str, log_format: str | None = None) -> dict[str, Any]:
-    """A dictConfig for ``process``: INFO for the service, quieter for chatty libraries."""
+def config(process: str, log_format: str | None = None, access_log: str | None = None) -> dict[str, Any]:
+    """A dictConfig for ``process``: INFO for the service, quieter for chatty libraries.
+
+    ``access_log`` (gunicorn's ACCESS_LOG: a path, or "-" for stderr) gets gunicorn's access lines in
+    the same format; without it they are not written.
+    """
     log_format = log_format or os.environ.get("LOG_FORMAT") or "text"
     if log_format == "json":
         formatter: dict[str, Any] = {
@@ -46,13 +50,18 @@ def config(process: str, log_format: str | None = None) -> dict[str, Any]:
         "formatters": {"line": formatter},
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+            "access": (
+                {"class": "logging.FileHandler", "filename": access_log, "formatter": "line", "filters": ["request_id"]}
+                if access_log and access_log != "-"
+                else {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]}
+            ),
         },
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
             **{name: {"level": level} for name, level in QUIET.items()},
             # gunicorn's own loggers: the same handler, not their own as well.
             "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"] if access_log else [], "propagate": False},
         },
     }
 
