@@ -44,7 +44,8 @@ def strategies(value: str) -> list[str]:
     names = [s.strip() for s in value.split(",") if s.strip()]
     unknown = [s for s in names if s not in STRATEGIES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(unknown) or value!r}: choose from lock, lua")
+        named = ", ".join(unknown) or repr(value)
+        raise argparse.ArgumentTypeError(f"unknown strategy {named}: choose from lock, lua")
     return names
 
 

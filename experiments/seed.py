@@ -23,13 +23,9 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypedDict
 
 import sqlalchemy as sa
@@ -38,20 +34,17 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.extensions import db
+from experiments.seed_load import Progress, Row, TableLoad, ignore, insert_batches, load_files, local_infile
 
 STUDY_MEMBERS = 1_000_000
 STUDY_COUPONS = 100_000
 STUDY_MEMBER_COUPONS = 10_000_000
 CHUNK_ROWS = 1_000_000  # rows per CSV file loaded at once (MariaDB/MySQL)
-BATCH_ROWS = 10_000  # rows per executemany (SQLite, or a server that refuses LOCAL INFILE)
 PASSWORD = "password"  # noqa: S105 - every seeded account's password, by design
 SELLER = "seed-seller"
 COUPON_QUANTITY = 100
 COUPON_STARTS_AT = datetime(2024, 1, 1)  # in the past: the coupons are open
 PAIR_OFFSET = 7  # member m's first coupon is (m * PAIR_OFFSET) mod C + 1
-
-Row = tuple[int | str, ...]
-Progress = Callable[[str, int, int], None]  # (table, rows done, rows in all)
 
 
 class SeedError(ValueError):
@@ -65,17 +58,6 @@ class SeedResult(TypedDict):
     coupon: int
     member_coupon: int
     seconds: float
-
-
-@dataclass(frozen=True)
-class TableLoad:
-    """One table to fill: ``columns`` (the id first) vary per row, ``constants`` are one value for all rows."""
-
-    table: str
-    columns: tuple[str, ...]
-    total: int
-    rows: Callable[[int, int], Iterable[Row]]  # rows [start, stop) of the total
-    constants: dict[str, Any] = field(default_factory=dict)
 
 
 def pairs(members: int, coupons: int, member_coupons: int, start: int = 0) -> Iterator[tuple[int, int]]:
@@ -125,7 +107,7 @@ def seed(
     seller_id = None
     if coupons:
         seller_id, added["member"] = _ensure_seller(engine, members + 1, password_hash, now)
-    load = _load_files if _local_infile(engine) else _insert_batches
+    load = load_files if local_infile(engine) else insert_batches
     for spec in _table_loads(members, coupons, member_coupons, seller_id, password_hash, now):
         if spec.total:
             if progress:
@@ -188,10 +170,10 @@ def _ensure_seller(engine: sa.Engine, wanted_id: int, password_hash: str, now: d
         found = conn.scalar(find, row)
         if found is not None:
             return int(found), 0
-        ignore = _ignore(engine)
+        or_ignore = ignore(engine)
         conn.execute(
             sa.text(
-                f"INSERT {ignore} INTO member (id, username, password_hash, role, created_at) "
+                f"INSERT {or_ignore} INTO member (id, username, password_hash, role, created_at) "
                 "VALUES (:id, :u, :h, 'seller', :t)"
             ),
             {**row, "id": wanted_id},
@@ -204,101 +186,6 @@ def _ensure_seller(engine: sa.Engine, wanted_id: int, password_hash: str, now: d
             )
             found = conn.scalar(find, row)
     return int(found), 1
-
-
-def _ignore(engine: sa.Engine) -> str:
-    return "OR IGNORE" if engine.dialect.name == "sqlite" else "IGNORE"
-
-
-def _local_infile(engine: sa.Engine) -> bool:
-    """Whether this is MariaDB/MySQL and the server accepts LOAD DATA LOCAL INFILE."""
-    if engine.dialect.name not in ("mysql", "mariadb"):
-        return False
-    with engine.connect() as conn:
-        return bool(conn.scalar(sa.text("SELECT @@local_infile")))
-
-
-def _missing_chunks(engine: sa.Engine, spec: TableLoad, size: int) -> list[tuple[int, int]]:
-    """Row ranges [start, stop) of ``size`` rows whose ids are not all present (rows start + 1..stop)."""
-    full = sa.text(f"SELECT COUNT(*) FROM {spec.table} WHERE id > :start AND id <= :stop")
-    chunks = [(start, min(start + size, spec.total)) for start in range(0, spec.total, size)]
-    with engine.connect() as conn:
-        return [(a, b) for a, b in chunks if conn.scalar(full, {"start": a, "stop": b}) != b - a]
-
-
-def _write_csv(path: Path, rows: Iterable[Row], width: int) -> Path:
-    line = ",".join(["%s"] * width) + "\n"
-    with open(path, "w", encoding="utf-8", newline="\n") as out:
-        out.writelines(line % row for row in rows)
-    return path
-
-
-def _load_files(engine: sa.Engine, spec: TableLoad, progress: Progress | None, chunk_rows: int) -> int:
-    """CSV files of ``chunk_rows`` rows, each loaded while the next one is written; rows added."""
-    sets = ", ".join(f"{name} = %({name})s" for name in spec.constants)
-    sql = (
-        f"LOAD DATA LOCAL INFILE %(path)s IGNORE INTO TABLE {spec.table} CHARACTER SET utf8mb4 "
-        f"FIELDS TERMINATED BY ',' LINES TERMINATED BY '\\n' ({', '.join(spec.columns)})"
-        + (f" SET {sets}" if sets else "")
-    )
-    # The app's engine does not enable LOCAL INFILE on the client side: a short-lived engine that does.
-    loader = sa.create_engine(engine.url, connect_args={"local_infile": True}, poolclass=sa.pool.NullPool)
-    try:
-        return _load_chunks(loader, spec, sql, progress, chunk_rows)
-    finally:
-        loader.dispose()
-
-
-def _load_chunks(loader: sa.Engine, spec: TableLoad, sql: str, progress: Progress | None, chunk_rows: int) -> int:
-    added = 0
-    chunks = _missing_chunks(loader, spec, chunk_rows)
-    done = spec.total - sum(b - a for a, b in chunks)
-    if not chunks:
-        _report(progress, spec, done)
-        return 0
-    with tempfile.TemporaryDirectory(prefix=f"seed-{spec.table}-") as tmp, ThreadPoolExecutor(1) as writer:
-
-        def write(index: int) -> Future[Path]:
-            start, stop = chunks[index]
-            path = Path(tmp) / f"{spec.table}_{index:04d}.csv"
-            return writer.submit(_write_csv, path, spec.rows(start, stop), len(spec.columns))
-
-        pending = write(0)
-        for index, (start, stop) in enumerate(chunks):
-            path = pending.result()
-            if index + 1 < len(chunks):
-                pending = write(index + 1)  # Python writes the next file while the server loads this one
-            with loader.begin() as conn:
-                added += conn.exec_driver_sql(sql, {"path": str(path), **spec.constants}).rowcount
-            path.unlink()
-            done += stop - start
-            _report(progress, spec, done)
-    return added
-
-
-def _report(progress: Progress | None, spec: TableLoad, done: int) -> None:
-    if progress:
-        progress(spec.table, done, spec.total)
-
-
-def _insert_batches(engine: sa.Engine, spec: TableLoad, progress: Progress | None, _chunk_rows: int) -> int:
-    """INSERT ... IGNORE of ``BATCH_ROWS`` rows a transaction; rows added."""
-    names = (*spec.columns, *spec.constants)
-    sql = sa.text(
-        f"INSERT {_ignore(engine)} INTO {spec.table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
-    )
-    added = 0
-    chunks = _missing_chunks(engine, spec, BATCH_ROWS)
-    done = spec.total - sum(b - a for a, b in chunks)
-    for start, stop in chunks:
-        batch = [dict(zip(spec.columns, row, strict=True)) | spec.constants for row in spec.rows(start, stop)]
-        with engine.begin() as conn:
-            added += conn.execute(sql, batch).rowcount
-        done += stop - start
-        _report(progress, spec, done)
-    if not chunks:
-        _report(progress, spec, done)
-    return added
 
 
 class StderrProgress:

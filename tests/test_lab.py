@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from app.extensions import clients, db
+from experiments import lab
 from experiments.audit import audit
 from jobs.drain import drain
 from support.procs import ROOT
@@ -78,3 +79,31 @@ def test_audit_flags_winners_not_yet_persisted_and_askers_missing(app: Flask) ->
         assert not audit(
             client, engine, "lua", 5, 10, set(range(1, 10)), won_responses=8, failures=0, in_flight={10}
         ).ok
+
+
+def test_an_unknown_strategy_is_refused_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        lab.parse(["--strategies", "lock,redlock"])
+    assert exited.value.code == 2
+    assert "unknown strategy redlock: choose from lock, lua" in capsys.readouterr().err
+    assert lab.parse(["--strategies", "lua"]).strategies == ["lua"]
+    assert lab.parse([]).strategies == ["lock", "lua"]
+
+
+def test_repeats_interleave_so_drift_favours_no_strategy() -> None:
+    assert lab.order(["lock", "lua", "read"], 3) == [
+        ("lock", 0),
+        ("lua", 0),
+        ("read", 0),
+        ("read", 1),
+        ("lua", 1),
+        ("lock", 1),
+        ("lock", 2),
+        ("lua", 2),
+        ("read", 2),
+    ]
+
+
+def test_usage_names_the_command_and_shows_defaults() -> None:
+    usage = lab.parser().format_help()
+    assert usage.startswith("usage: python -m experiments.lab") and "(default: 1600)" in usage

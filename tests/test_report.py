@@ -193,3 +193,15 @@ def test_the_command_line_renders_next_to_results_json(
     assert main([str(source)]) == 0
     assert (tmp_path / "report.md").exists() and (tmp_path / "latency.png").exists()
     assert "×1: lua/lock 4.50x overall" in capsys.readouterr().out
+
+
+def test_repeats_report_the_median_and_its_range(tmp_path: Path) -> None:
+    runs = [make_run("lock", 1, tps, tps / 2, repeat=i) for i, tps in enumerate((200.0, 300.0, 250.0))]
+    runs += [make_run("lua", 1, tps, tps, repeat=i) for i, tps in enumerate((1000.0, 900.0, 1250.0))]
+    render(make_results(*runs), tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "| TPS (whole run) | 250.0 (200.0–300.0) | 1,000.0 (900.0–1,250.0) |" in report
+    assert "×1: lua/lock 5.00x (3.00–5.00) overall" in report  # 1000/200, 900/300, 1250/250
+    assert "median of 3 interleaved runs" in report
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("Headline") < html.index("Results") and "data:image/png;base64," in html
