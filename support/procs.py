@@ -1,4 +1,4 @@
-"""The service's real processes: gunicorn, the RQ worker, the scheduler; ports and polling."""
+"""The service's real processes: gunicorn, the RQ worker, the scheduler; ports, polling, stopping them all."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import requests
 
@@ -112,3 +113,46 @@ def start_gunicorn(
 def start_module(module: str, env: Mapping[str, str], log: Path) -> Proc:
     """``python -m <module>`` (jobs.worker, jobs.scheduler) with ``env``."""
     return Proc([sys.executable, "-m", module], env, log)
+
+
+class Stoppable(Protocol):
+    """Anything a test or the lab starts and must stop: a Proc, a private Redis or MariaDB server."""
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Stoppable)
+
+
+class Processes:
+    """Every process a test starts, stopped on the way out whatever happened (``with Processes() as procs``)."""
+
+    def __init__(self) -> None:
+        self._all: list[Stoppable] = []
+
+    def add(self, proc: S) -> S:
+        """Remember ``proc`` for the final stop; return it."""
+        self._all.append(proc)
+        return proc
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for proc in reversed(self._all):
+            try:
+                proc.stop()
+            except Exception:  # keep stopping the others
+                pass
+
+
+def start_drain(procs: Processes, env: Mapping[str, str], logs: Path, n: int = 0) -> list[Proc]:
+    """The drain's worker and scheduler (``n`` numbers their logs across restarts)."""
+    return [procs.add(start_module(m, env, logs / f"{m}{n}.log")) for m in ("jobs.worker", "jobs.scheduler")]
+
+
+def start_service(procs: Processes, env: Mapping[str, str], logs: Path, drain: bool) -> tuple[str, list[Proc]]:
+    """gunicorn and, with ``drain``, the worker and scheduler; the API's base URL and the drain's processes."""
+    server, base = start_gunicorn(env, logs / "gunicorn.log")
+    procs.add(server)
+    return base, start_drain(procs, env, logs) if drain else []

@@ -1,4 +1,4 @@
-"""Fixtures: the real services, an app per test on a clean state, members and tokens in bulk."""
+"""Fixtures: the real services, an app per test on a clean state (also on a cluster), members and tokens in bulk."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
+from werkzeug.test import TestResponse
 
 from app import create_app
 from app.auth import access_token_for
 from app.extensions import clients, db
 from app.models import Member
+from support.redis_servers import Cluster, running_cluster
 from tests import services as svc
 
 TEST_SECRET = "test-secret-of-the-suite-0123456789abcdef"  # noqa: S105
@@ -65,7 +67,7 @@ def strategy() -> str:
 
 @pytest.fixture
 def app(services: svc.Services, migrated: None, strategy: str) -> Iterator[Flask]:
-    """An app on clean tables and a flushed Redis db."""
+    """An app on clean tables and a flushed Redis db, flushed again after the test."""
     app = create_app(app_config(services, strategy))
     with app.app_context():
         svc.reset(db.engine, clients().broker)
@@ -73,6 +75,30 @@ def app(services: svc.Services, migrated: None, strategy: str) -> Iterator[Flask
     # session holds a stale snapshot across requests.
     yield app
     with app.app_context():
+        clients().broker.flushdb()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A 3-primary Redis Cluster for the run (flushed around each test); a failure to build it fails, never skips."""
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as built:
+        yield built
+
+
+@pytest.fixture
+def cluster_app(services: svc.Services, migrated: None, cluster: Cluster, strategy: str) -> Iterator[Flask]:
+    """An app with REDIS_CLUSTER_URL on ``cluster`` and RQ on the suite's Redis, all of it clean before and after."""
+    app = create_app(app_config(services, strategy, REDIS_CLUSTER_URL=cluster.url))
+    cluster.flush()
+    with app.app_context():
+        assert clients().state_redis is not clients().broker
+        svc.reset(db.engine, clients().broker)
+    yield app
+    cluster.flush()
+    with app.app_context():
+        clients().broker.flushdb()
+        clients().state_redis.close()
         db.engine.dispose()
 
 
@@ -96,6 +122,20 @@ def process_env(services: svc.Services) -> dict[str, str]:
         DRAIN_INTERVAL_MS="50",
         DRAIN_LOCK_EXPIRE_S="2",
     )
+
+
+@pytest.fixture
+def cluster_env(process_env: dict[str, str], cluster: Cluster) -> dict[str, str]:
+    """The real processes' environment: issuance state on the cluster, RQ on REDIS_URL."""
+    return dict(process_env, REDIS_CLUSTER_URL=cluster.url)
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def backend(request: pytest.FixtureRequest) -> tuple[Flask, dict[str, str]]:
+    """An app and the real processes' environment, on the suite's Redis or on a 3-primary cluster."""
+    if request.param == "cluster":
+        return request.getfixturevalue("cluster_app"), request.getfixturevalue("cluster_env")
+    return request.getfixturevalue("app"), request.getfixturevalue("process_env")
 
 
 _PASSWORD_HASH = generate_password_hash("password")
@@ -122,3 +162,10 @@ def bearer(token: str) -> dict[str, str]:
 def seller(app: Flask) -> tuple[int, str]:
     """A seller's id and token."""
     return make_members(app, 1, role="seller", prefix="seller")[0]
+
+
+def assert_error(resp: TestResponse, status: int, code: str) -> None:
+    """``resp`` is the one JSON error shape with ``status`` and ``code``."""
+    assert resp.status_code == status, resp.data[:300]
+    assert resp.is_json and set(resp.json) == {"error", "message"}, resp.data[:300]
+    assert resp.json["error"] == code and resp.json["message"]

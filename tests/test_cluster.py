@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 
 import pytest
 import redis
@@ -14,10 +13,8 @@ from redis.cluster import key_slot
 
 from app.extensions import clients
 from strategies import Outcome, keys, state
-from tests.cluster import Cluster, cluster_app_fixture, cluster_env_fixture, cluster_fixture  # noqa: F401
+from support.redis_servers import Cluster
 from tests.conftest import bearer, make_members
-from tests.test_drain import test_kill9_worker_and_scheduler_mid_drain as kill9_worker_and_scheduler_mid_drain
-from tests.test_rush import run_rush
 
 TAG = re.compile(rb"\{(\d+)\}")
 BROKER_MARKERS = {"drain_enqueued"}  # builders in strategies/keys.py of keys that live on REDIS_URL
@@ -40,15 +37,6 @@ def coupon_keys(client: object, coupon_id: int) -> list[str]:
         else:
             names.append(build(coupon_id))
     return names
-
-
-def all_keys(cluster: Cluster) -> dict[bytes, int]:
-    """Every key of the cluster, with the port of the node that holds it."""
-    found: dict[bytes, int] = {}
-    for port in cluster.ports:
-        with redis.Redis(port=port) as node:
-            found.update(dict.fromkeys(node.keys("*"), port))
-    return found
 
 
 @pytest.mark.parametrize("coupon_id", [1, 7, 42, 1000, 2**62, 2**63 - 1])
@@ -82,7 +70,7 @@ def test_what_an_issuance_writes_stays_on_its_coupons_node(cluster_app: Flask, c
         answers = [web.post(f"/coupons/{coupon_id}/download", headers=bearer(t)).status_code for _, t in members]
         assert sorted(answers) == sorted([201 if strategy == "lock" else 202] * 2 + [410])
 
-    written = all_keys(cluster)
+    written = cluster.keys()
     nodes_of: dict[int, set[int]] = {}
     for name, port in written.items():
         if name in UNTAGGED or name.startswith(keys.member_pending(0)[:-1].encode()):
@@ -125,26 +113,3 @@ def test_pending_coupons_on_many_nodes(cluster_app: Flask, cluster: Cluster) -> 
             assert clients().strategy.issue(coupon_id, member_id) is Outcome.PENDING
     listed = cluster_app.test_client().get("/members/me/coupons", headers=bearer(token)).json
     assert sorted((c["coupon_id"], c["status"]) for c in listed) == [(c, "pending") for c in coupon_ids[::2]]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["lock", "lua"])
-def test_rush_through_gunicorn_on_cluster(
-    cluster_app: Flask, cluster_env: dict, cluster: Cluster, tmp_path: Path, strategy: str
-) -> None:
-    """tests/test_rush.py's rush and checks, with REDIS_CLUSTER_URL set for every process."""
-    run_rush(cluster_app, dict(cluster_env, ISSUE_STRATEGY=strategy), tmp_path, strategy)
-    written = all_keys(cluster)
-    assert any(name.startswith(b"coupon:{") for name in written)
-    with cluster_app.app_context():
-        assert not [k for k in clients().broker.keys("*") if TAG.search(k)]
-
-
-@pytest.mark.slow
-def test_kill9_worker_and_scheduler_mid_drain_on_cluster(
-    cluster_app: Flask, cluster_env: dict, cluster: Cluster, tmp_path: Path
-) -> None:
-    """tests/test_drain.py's three kill -9 rounds, with the queue and the drain locks on the cluster."""
-    kill9_worker_and_scheduler_mid_drain(cluster_app, cluster_env, tmp_path)
-    with cluster_app.app_context():
-        assert clients().broker.exists(keys.queue(7)) == 0  # the queue lived on the cluster

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
 from app.extensions import clients, db
 from app.models import MemberCoupon
-from experiments.bench import fill_queue
 from jobs.drain import drain
 from strategies import keys
 from support.procs import start_module, wait_for
+from support.queue import fill_queue
 
 WINNERS = 20_000
 
@@ -34,7 +35,8 @@ def counts(app: Flask, coupon_id: int) -> tuple[int, int, int]:
         return rows, distinct, int(clients().state_redis.zcard(keys.queue(coupon_id)))
 
 
-def test_kill9_worker_and_scheduler_mid_drain(app: Flask, process_env: dict, tmp_path: Path) -> None:
+def kill9_worker_and_scheduler_mid_drain(app: Flask, process_env: dict, tmp_path: Path) -> None:
+    """Three rounds of kill -9 mid-drain, then a worker that finishes: every winner exactly once."""
     coupon_id = 7
     fill(app, coupon_id, WINNERS)
     env = dict(process_env, ISSUE_STRATEGY="lua", DRAIN_BATCH="50")
@@ -57,6 +59,18 @@ def test_kill9_worker_and_scheduler_mid_drain(app: Flask, process_env: dict, tmp
     with app.app_context():
         members = set(db.session.scalars(sa.select(MemberCoupon.member_id).where(MemberCoupon.coupon_id == coupon_id)))
     assert members == set(range(1, WINNERS + 1))
+
+
+def test_kill9_worker_and_scheduler_mid_drain(app: Flask, process_env: dict, tmp_path: Path) -> None:
+    kill9_worker_and_scheduler_mid_drain(app, process_env, tmp_path)
+
+
+@pytest.mark.slow
+def test_kill9_worker_and_scheduler_mid_drain_on_cluster(cluster_app: Flask, cluster_env: dict, tmp_path: Path) -> None:
+    """The same three kill -9 rounds, with the queue and the drain locks on the cluster."""
+    kill9_worker_and_scheduler_mid_drain(cluster_app, cluster_env, tmp_path)
+    with cluster_app.app_context():
+        assert clients().broker.exists(keys.queue(7)) == 0  # the queue lived on the cluster
 
 
 def test_drain_is_idempotent_after_a_crash_between_commit_and_removal(app: Flask) -> None:

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from experiments import durability
+from support.redis_servers import redis_args
 
 
 @pytest.mark.slow
@@ -42,6 +43,8 @@ def test_unknown_setting_is_refused() -> None:
 
 
 def test_redis_args_name_the_persistence() -> None:
-    always = durability.redis_args("redis-server", 7000, Path("/x"), "always")
+    always = redis_args("redis-server", 7000, Path("/x"), "always")
     assert always[-4:] == ["--appendonly", "yes", "--appendfsync", "always"] and "--save" in always
-    assert durability.redis_args("redis-server", 7000, Path("/x"), None)[-2:] == ["--appendonly", "no"]
+    assert redis_args("redis-server", 7000, Path("/x"), None)[-2:] == ["--appendonly", "no"]
+    node = redis_args("redis-server", 7000, Path("/x"), None, cluster_config="nodes-7000.conf")
+    assert node[-2:] == ["--appendonly", "no"] and node[node.index("--cluster-config-file") + 1] == "nodes-7000.conf"

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_refresh_token
 
-from tests.conftest import TEST_SECRET, bearer, make_members
+from tests.conftest import TEST_SECRET, assert_error, bearer, make_members
 
 BAD_COUPONS = [
     b"{not json",
@@ -36,12 +36,6 @@ BAD_COUPONS = [
     b'{"name": "x", "quantity": 5, "starts_at": "0001-01-01T00:00:00"}',
     b'{"name": "x", "quantity": 5, "surprise": 1}',
 ]
-
-
-def assert_error(resp, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.data[:300]
-    assert resp.is_json and set(resp.json) == {"error", "message"}, resp.data[:300]
-    assert resp.json["error"] == code and resp.json["message"]
 
 
 @pytest.mark.parametrize("body", BAD_COUPONS)

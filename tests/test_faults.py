@@ -9,21 +9,10 @@ import pytest
 from flask import Flask
 
 from app.extensions import clients, db
-from support.procs import wait_for
+from support.procs import Processes, start_drain, start_service, wait_for
+from support.rush import Rush, server_errors, statuses, won
 from tests.conftest import make_members
-from tests.faults import (
-    Ledger,
-    Processes,
-    Rush,
-    new_coupon,
-    server_errors,
-    start_drain,
-    start_service,
-    statuses,
-    wait_drained,
-    warm_up,
-    won,
-)
+from tests.faults import Ledger, new_coupon, wait_drained, warm_up
 
 QUANTITY = 1500
 MEMBERS = 1800

@@ -22,24 +22,13 @@ from app import create_app
 from app.extensions import clients, db
 from strategies import Outcome, Unavailable, keys, state
 from strategies.lock import LockStrategy
-from support.procs import wait_for
+from support.mariadb import MariaDB
+from support.procs import Processes, start_service, wait_for
+from support.redis_servers import RedisServer
+from support.rush import Rush, during, server_errors, statuses, won
 from tests import services as svc
 from tests.conftest import ROOT, app_config, make_members
-from tests.faults import (
-    Ledger,
-    MariaDB,
-    Processes,
-    RedisServer,
-    Rush,
-    during,
-    new_coupon,
-    server_errors,
-    start_service,
-    statuses,
-    wait_drained,
-    warm_up,
-    won,
-)
+from tests.faults import Ledger, new_coupon, private_mariadb, wait_drained, warm_up
 
 OUTAGE_BOUND_S = 5.0  # the longest a request may take to answer 503 while the database is down
 
@@ -47,7 +36,7 @@ OUTAGE_BOUND_S = 5.0  # the longest a request may take to answer 503 while the d
 @pytest.fixture(scope="module")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     """A mariadbd of this module's own, installed once."""
-    server = MariaDB(tmp_path_factory.mktemp("mariadb")).install().start()
+    server = private_mariadb(tmp_path_factory.mktemp("mariadb")).install().start()
     try:
         yield server
     finally:

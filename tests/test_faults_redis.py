@@ -18,24 +18,14 @@ from flask import Flask
 
 from app import create_app
 from app.extensions import clients, db
-from experiments.bench import fill_queue
 from strategies import keys
-from support.procs import wait_for
+from support.procs import Processes, start_service, wait_for
+from support.queue import fill_queue
+from support.redis_servers import RedisServer
+from support.rush import Rush, during, server_errors, statuses, won
 from tests import services as svc
 from tests.conftest import app_config, bearer, make_members
-from tests.faults import (
-    Processes,
-    RedisServer,
-    Rush,
-    during,
-    new_coupon,
-    server_errors,
-    start_service,
-    statuses,
-    wait_drained,
-    warm_up,
-    won,
-)
+from tests.faults import new_coupon, wait_drained, warm_up
 
 OUTAGE_BOUND_S = 5.0  # the longest a request may take to answer 503 while Redis is down
 

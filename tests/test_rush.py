@@ -1,7 +1,8 @@
-"""A rush through real gunicorn: many members, several requests each, released together."""
+"""A rush through real gunicorn: many members, several requests each, released together; on Redis or a cluster."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -14,13 +15,15 @@ from app.extensions import clients, db
 from app.models import MemberCoupon
 from strategies import keys
 from support.procs import Proc, start_gunicorn, start_module, wait_for
+from support.redis_servers import Cluster
+from support.rush import Rush
 from tests.conftest import bearer, make_members
-from tests.faults import Rush
 
 QUANTITY = 40
 MEMBERS = 150
 TRIES = 3
 THREADS = 48
+TAG = re.compile(rb"\{(\d+)\}")  # a coupon's hash tag in a key name
 
 
 def rush(bases: list[str], coupon_id: int, members: list[tuple[int, str]]) -> list[tuple[int, int, str | None]]:
@@ -93,3 +96,26 @@ def run_rush(
 @pytest.mark.parametrize("strategy", ["lock", "lua"])
 def test_rush_through_gunicorn(app: Flask, process_env: dict, tmp_path: Path, strategy: str) -> None:
     run_rush(app, dict(process_env, ISSUE_STRATEGY=strategy), tmp_path, strategy)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["lock", "lua"])
+def test_rush_through_gunicorn_on_cluster(
+    cluster_app: Flask, cluster_env: dict, cluster: Cluster, tmp_path: Path, strategy: str
+) -> None:
+    """The same rush and checks, with REDIS_CLUSTER_URL set for every process."""
+    run_rush(cluster_app, dict(cluster_env, ISSUE_STRATEGY=strategy), tmp_path, strategy)
+    assert any(name.startswith(b"coupon:{") for name in cluster.keys())
+    with cluster_app.app_context():
+        assert not [k for k in clients().broker.keys("*") if TAG.search(k)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["lock", "lua"])
+def test_several_instances_and_workers_keep_every_guarantee(
+    cluster_app: Flask, cluster_env: dict[str, str], tmp_path: Path, strategy: str
+) -> None:
+    """Three gunicorns on one cluster, two drain workers and the scheduler; each member's tries hit
+    different instances. Exactly QUANTITY winners, nobody twice, one row per 2xx, no 5xx."""
+    env = dict(cluster_env, ISSUE_STRATEGY=strategy)
+    run_rush(cluster_app, env, tmp_path, strategy, instances=3, drain_workers=2, web_workers=1)
