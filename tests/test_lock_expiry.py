@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from flask import Flask
 from app.extensions import clients, db
 from strategies import Outcome, Unavailable, keys, state
 from strategies.lock import LockStrategy
+from support.procs import wait_for
 
 EXPIRE_S = 1
 
@@ -36,9 +37,12 @@ def slow_database(engine: sa.Engine) -> Iterator[None]:
                 conn.exec_driver_sql("UNLOCK TABLES")
 
 
-def staggered_requests(strategy: LockStrategy, coupon_id: int, members: list[int]) -> list[Outcome | str]:
-    """One request per member, each started just after the previous holder's lock expired."""
+def staggered_requests(
+    strategy: LockStrategy, client: Any, coupon_id: int, members: list[int]
+) -> tuple[list[Outcome | str], list[threading.Thread]]:
+    """One request per member, each started once the previous holder's lock key has expired."""
     outcomes: list[Outcome | str] = [""] * len(members)
+    lock_key = f"lock:{keys.issue_lock(coupon_id)}"  # python-redis-lock's name for it
 
     def ask(i: int, member_id: int) -> None:
         try:
@@ -49,8 +53,10 @@ def staggered_requests(strategy: LockStrategy, coupon_id: int, members: list[int
     threads = [threading.Thread(target=ask, args=(i, m)) for i, m in enumerate(members)]
     for t in threads:
         t.start()
-        time.sleep(EXPIRE_S + 0.2)  # the point: the previous holder's lock has expired by now
-    return outcomes, threads  # type: ignore[return-value]
+        wait_for(lambda: client.exists(lock_key), 10, "the request to take the lock", every_s=0.01)
+        # The point: the next request starts only once this holder's lock has expired, the holder still inside.
+        wait_for(lambda: not client.exists(lock_key), EXPIRE_S + 10, "the holder's lock to expire", every_s=0.01)
+    return outcomes, threads
 
 
 @pytest.mark.parametrize(
@@ -64,7 +70,7 @@ def test_overlapping_holders(app: Flask, quantity: int, members: list[int], winn
         state.register(client, 1, "slow", quantity, 0, 0)
         strategy = LockStrategy(client, engine, lock_expire_s=EXPIRE_S, lock_wait_s=EXPIRE_S)
         with slow_database(engine):
-            outcomes, threads = staggered_requests(strategy, 1, members)
+            outcomes, threads = staggered_requests(strategy, client, 1, members)
             # Every request took the lock after its predecessor's expired, and all are still inside.
             assert all(t.is_alive() for t in threads), outcomes
         for t in threads:
