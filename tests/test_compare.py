@@ -9,7 +9,7 @@ import pytest
 
 from experiments import compare
 from experiments.spread import Spread, spread
-from tests.test_report import make_results, make_run
+from tests.lab_results import make_results, make_run
 
 
 def test_verdict_by_overlap_of_repeats() -> None:

@@ -14,8 +14,7 @@ from flask import Flask
 from app.extensions import clients
 from experiments.live import Live
 from experiments.report import render
-from tests.test_plan import costs
-from tests.test_report import make_results, make_run
+from tests.lab_results import costs, make_results, make_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (Debian package chromium)")

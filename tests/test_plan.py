@@ -9,32 +9,7 @@ from typing import Any
 import pytest
 
 from experiments import plan
-from tests.test_report import make_results, make_run
-
-
-def costs(api_us: float, redis_us: float, hold_ms: float | None = None) -> dict[str, Any]:
-    """Per-tier costs as the lab records them, the same in both phases."""
-    phase = {
-        "seconds": 3.0,
-        "requests": 900,
-        "api_us": api_us,
-        "redis_us": redis_us,
-        "database_us": None,
-        "loadgen_us": 300.0,
-        "evalsha_us_per_call": 20.0,
-    }
-    hold = (
-        None
-        if hold_ms is None
-        else {
-            "samples": 500,
-            "p50_ms": hold_ms,
-            "p99_ms": hold_ms * 3,
-            "mean_ms": hold_ms,
-            "ceiling_tps": 1000 / hold_ms,
-        }
-    )
-    return {"sellout_at_s": 3.5, "stock": phase, "sold_out": dict(phase), "database": "n/a: SQLite", "lock_hold": hold}
+from tests.lab_results import costs, make_results, make_run
 
 
 @pytest.fixture
