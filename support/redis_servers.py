@@ -8,6 +8,7 @@ Redis is never touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -218,7 +219,7 @@ def start_cluster(workdir: Path, primaries: int = PRIMARIES) -> Cluster:
             args = redis_args(server, port, workdir, None, cluster_config=f"nodes-{port}.conf")
             cluster.procs.append(Proc(args, env, workdir / f"node-{port}.log"))
         for proc, port in zip(cluster.procs, cluster.ports, strict=True):
-            wait_for(lambda p=proc, n=port: _answers(p, n), START_TIMEOUT_S, f"redis-server on {port}")
+            wait_for(functools.partial(_answers, proc, port), START_TIMEOUT_S, f"redis-server on {port}")
         nodes = [f"127.0.0.1:{port}" for port in cluster.ports]
         created = subprocess.run(
             [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
