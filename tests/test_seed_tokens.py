@@ -14,7 +14,7 @@ from flask import Flask
 from app.extensions import db
 from app.models import Base, Member, utcnow
 from experiments import seed as seeding
-from experiments import tokens
+from experiments import seed_load, tokens
 from tests.conftest import ROOT, bearer
 
 
@@ -96,7 +96,7 @@ def test_seed_refuses_pairs_that_do_not_fit(app: Flask) -> None:
 
 
 def test_seed_on_sqlite_uses_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(seeding, "BATCH_ROWS", 7)
+    monkeypatch.setattr(seed_load, "BATCH_ROWS", 7)
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'seed.sqlite3'}")
     Base.metadata.create_all(engine)
     assert seeding.seed(engine, 20, 3, 45)["member_coupon"] == 45
