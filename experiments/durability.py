@@ -81,9 +81,8 @@ def row(setting: str, status: int, results: dict[str, Any] | None) -> dict[str, 
 def ratio(rows: list[dict[str, Any]], key: str) -> float | None:
     """always / everysec for ``key``; None unless both ran."""
     by = {r["setting"]: r.get(key) for r in rows}
-    if by.get("always") and by.get("everysec"):
-        return round(by["always"] / by["everysec"], 3)
-    return None
+    always, everysec = by.get("always"), by.get("everysec")
+    return round(always / everysec, 3) if always and everysec else None
 
 
 def render(rows: list[dict[str, Any]], redis_version: str) -> str:
@@ -106,7 +105,11 @@ def render(rows: list[dict[str, Any]], redis_version: str) -> str:
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """This command's options, and the rest for the lab."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.durability",
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--duration", type=int, default=20, help="seconds of load per setting")
     p.add_argument("--users", type=int, default=1600, help="Locust users")
     p.add_argument("--quantity", type=int, default=50_000, help="the coupon's quantity (more than a run gives out)")

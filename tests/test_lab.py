@@ -58,6 +58,15 @@ def test_the_lab_runs_both_strategies_and_the_ceiling(tmp_path: Path) -> None:
     assert runs["lock"]["drain"] is None  # the lock strategy writes its rows itself: nothing to drain
     assert {b["batch"] for b in results["drain_benchmark"]} == {100, 1000, 5000}
     assert (run_dir / "report.md").exists() and (run_dir / "tps.png").exists()
+    assert (run_dir / "report.html").exists() and "live view: http://127.0.0.1:" in done.stdout
+    for run in runs.values():
+        assert run["api_cpu_us_per_request"] > 0 and run["costs"]["stock"]["api_us"] > 0, run["costs"]
+        assert run["costs"]["stock"]["redis_us"] > 0 and run["costs"]["stock"]["loadgen_us"] > 0
+    assert runs["lua"]["costs"]["sold_out"]["evalsha_us_per_call"] > 0
+    hold = runs["lock"]["costs"]["lock_hold"]
+    assert hold["samples"] >= 1 and 0 < hold["p50_ms"] <= hold["p99_ms"] and hold["ceiling_tps"] > 0
+    assert results["packages"]["requirements_dev_lock_sha256"] and results["machine"]["kernel"]
+    assert results["config"]["database_version"].startswith("sqlite") and results["config"]["settings"]["repeat"] == 1
     assert "lua/lock" in done.stdout and "audit" in done.stdout
 
 
