@@ -32,7 +32,10 @@ DURATION = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-_counted: dict[tuple[str, str], Any] = {}  # labelled children, resolved once per (strategy, outcome)
+# Labelled children resolved once each: labels() costs more than the increment itself (measured in
+# multiprocess mode: labels() + observe ~10.6 us, observe alone ~3.9 us, inc ~2.5 us).
+_counted: dict[tuple[str, str], Any] = {}  # per (strategy, outcome)
+_timed: dict[str, Any] = {}  # per route: the url rules, a bounded set
 
 
 def count_download(outcome: str) -> None:
@@ -129,7 +132,10 @@ def init_app(app: Flask) -> None:
         started = g.get("metrics_started")
         if started is not None:
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            DURATION.labels(route).observe(time.perf_counter() - started)
+            child = _timed.get(route)
+            if child is None:
+                child = _timed[route] = DURATION.labels(route)
+            child.observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)

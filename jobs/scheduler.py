@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
             while not stopping:
                 try:
                     tick(clients().state_redis, clients().broker, queue, job_timeout_s, sweep)
-                    clients().broker.set(keys.SCHEDULER_HEARTBEAT, time.time())  # /healthz and /metrics read it
+                    # Redis's clock, the one /healthz and /metrics measure ages by.
+                    clients().broker.set(keys.SCHEDULER_HEARTBEAT, state.now_ms(clients().state_redis) / 1000)
                     time.sleep(interval_s)
                 except redis.RedisError as exc:  # unreachable, cluster down, OOM, read-only: wait and go on
                     log.warning("Redis error, retrying in %s s: %s: %s", RETRY_AFTER_ERROR_S, type(exc).__name__, exc)

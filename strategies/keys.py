@@ -13,7 +13,7 @@ DRAIN_DUE = "drain_due"
 # data): /healthz reports them until ``flask rebuild-state`` restores them.
 MISSING_STATE = "coupons_missing_state"
 
-# On the broker: the scheduler's last tick (epoch seconds). Beside the coupons: the rows the drain
+# On the broker: the scheduler's last tick (epoch seconds by Redis's clock). Beside the coupons: the rows the drain
 # committed in all (a counter /metrics exposes; the drain runs outside the API's processes).
 SCHEDULER_HEARTBEAT = "scheduler_heartbeat"
 DRAIN_ROWS = "drain_rows_total"
