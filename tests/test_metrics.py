@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import sqlalchemy as sa
@@ -195,3 +196,28 @@ def test_a_real_prometheus_reads_the_drop(app: Flask, seller, process_env: dict,
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def test_a_killed_worker_keeps_its_counts(app: Flask, seller, process_env: dict, tmp_path: Path) -> None:
+    """Counters live in the multiprocess folder: a gunicorn worker killed with -9 does not take them along."""
+    _, seller_token = seller
+    members = make_members(app, 2)
+    api, base = start_gunicorn(dict(process_env, ISSUE_STRATEGY="lua"), tmp_path / "api.log", workers=1, threads=2)
+    try:
+        coupon = requests.post(f"{base}/coupons", json={"name": "k", "quantity": 5}, headers=bearer(seller_token))
+        for _, t in members:
+            requests.post(f"{base}/coupons/{coupon.json()['id']}/download", headers=bearer(t))
+        for worker in psutil.Process(api.popen.pid).children():
+            worker.kill()
+        wait_for(lambda: _served(base), 30, "gunicorn to replace its worker")
+        text = requests.get(f"{base}/metrics").text
+        assert 'coupon_rush_downloads_total{outcome="pending",strategy="lua"} 2.0' in text
+    finally:
+        api.stop()
+
+
+def _served(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
