@@ -177,7 +177,9 @@ def split(samples: Sequence[Sample], records: Sequence[Record], sellout_at: floa
     """The run's costs before and after the sell-out (the first sold_out answer)."""
     if len(samples) < 2:
         return Costs(None, None, None, database)
-    first, last = samples[0].at, samples[-1].at
+    last = samples[-1].at
+    # From the first answer: Locust's start-up (imports, spawning users) is no request's cost.
+    first = max(samples[0].at, min((answered_at(r) for r in records if r[1]), default=samples[0].at))
     cut = last if sellout_at is None else min(max(sellout_at, first), last)
     return Costs(
         sellout_at_s=None if sellout_at is None else round(cut - first, 3),

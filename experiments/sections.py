@@ -86,6 +86,7 @@ def costs(results: dict[str, Any]) -> list[str]:
             evalsha = text(figure(runs, path("costs", phase, "evalsha_us_per_call")), 1)
             if any(c != "-" for c in cells):
                 label = "while stock remained" if phase == "stock" else "after sell-out"
+                label = "whole run" if strategy == "read" else label
                 rows.append(f"| {strategy} ×{n} | {label} | " + " | ".join(cells) + f" | {evalsha} |")
     if not rows:
         return []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from experiments.analysis import latency, percentile, sellout_answer, summarise, timeline
-from experiments.results import Latency
+from experiments.costs import Sample, api_cpu_us_per_request, split
+from experiments.results import Latency, Phase
 
 
 def test_percentile_by_nearest_rank() -> None:
@@ -53,3 +54,13 @@ def test_timeline_counts_each_second() -> None:
         (2, 2, 0, 0, 2),
     ]
     assert rows[0].p50_ms == 2.0
+
+
+def test_costs_split_at_the_sellout_from_the_first_answer() -> None:
+    # API 1 CPU s a second, Redis 0.1; EVALSHA 10 calls of 10 us a second; answers from t=102, sold out at 105.
+    samples = [Sample(100.0 + i, float(i), 0.0, i / 10, None, i * 10, i * 100) for i in range(11)]
+    records = [(102.0 + k / 10, 202 if k < 30 else 410, 0.0) for k in range(80)]
+    costs = split(samples, records, 105.0, "n/a")
+    assert costs.stock == Phase(3.0, 30, 100_000.0, 10_000.0, None, 0.0, 10.0)
+    assert costs.sold_out is not None and costs.sold_out.requests == 50 and costs.sold_out.seconds == 5.0
+    assert api_cpu_us_per_request(samples, records) == 125_000.0  # 10 s of CPU over 80 answers
