@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCKS  := requirements.lock requirements-dev.lock
+# Stopping installs nothing: an embedded Redis can only have been started from an installed venv.
+STOP_EMBEDDED = if test -x $(BIN)/python; then $(BIN)/python -m app.embedded stop; \
+	else echo "no venv: no embedded Redis to stop"; fi
 
 .PHONY: help run serve stop test lint format lock clean
 
@@ -11,8 +14,9 @@ LOCKS  := requirements.lock requirements-dev.lock
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## //' -e 's/: /\t/' | expand -t 10
 
-# The venv holds exactly the versions the suite ran on: requirements-dev.lock (see `make lock`).
-$(STAMP): requirements-dev.lock
+# The venv holds exactly the versions the suite ran on: requirements-dev.lock (see `make lock`), which
+# repeats every pin of requirements.lock; a change to either lock file reinstalls.
+$(STAMP): $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
@@ -27,8 +31,8 @@ serve: $(STAMP)
 	$(BIN)/python -m app.launcher
 
 ## stop: stop an embedded Redis left running (its data stays in instance/)
-stop: $(STAMP)
-	$(BIN)/python -m app.embedded stop
+stop:
+	@$(STOP_EMBEDDED)
 
 ## test: lint, types, then the suite with coverage (real MariaDB/Redis if they answer, else embedded)
 test: $(STAMP)
@@ -61,5 +65,5 @@ lock: $(STAMP)
 
 ## clean: stop the embedded Redis, then remove the venv, instance/ and caches
 clean:
-	-test -x $(BIN)/python && $(BIN)/python -m app.embedded stop
+	-@$(STOP_EMBEDDED)
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache .coverage htmlcov
