@@ -10,28 +10,41 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+from collections.abc import Mapping
 from typing import Any
 
-FORMATS = ("text", "json")
+from flask import g, has_request_context
+
 QUIET = {"alembic": "WARNING", "rq.worker": "WARNING", "redis_lock": "ERROR"}  # redis_lock: every refused acquire
 
 
+# gunicorn's atom for the answer's X-Request-ID header (gunicorn.conf.py prints it on each access line).
+ACCESS_ID = "{x-request-id}o"
+
+
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every record: the request's (app.request_id), "-" outside a request."""
+    """Adds ``request_id`` to every record: the request's (app.request_id), "-" outside a request.
+
+    gunicorn writes its access line after the request's context is gone; its id comes from the
+    answer's header, which gunicorn hands over among the line's atoms (the record's args).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Always keep the record; only annotate it."""
-        from flask import g, has_request_context
-
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        if has_request_context():
+            record.request_id = g.get("request_id", "-")
+        elif record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            record.request_id = record.args.get(ACCESS_ID) or "-"
+        else:
+            record.request_id = "-"
         return True
 
 
 def config(process: str, log_format: str | None = None, access_log: str | None = None) -> dict[str, Any]:
     """A dictConfig for ``process``: INFO for the service, quieter for chatty libraries.
 
-    ``access_log`` (gunicorn's ACCESS_LOG: a path, or "-" for stderr) gets gunicorn's access lines in
-    the same format; without it they are not written.
+    ``access_log`` (gunicorn's ACCESS_LOG: a path, or "-" for standard output, as gunicorn has it) gets
+    gunicorn's access lines in the same format; without it they are not written.
     """
     log_format = log_format or os.environ.get("LOG_FORMAT") or "text"
     if log_format == "json":
@@ -43,18 +56,20 @@ def config(process: str, log_format: str | None = None, access_log: str | None =
         }
     else:
         formatter = {"format": f"%(asctime)s {process} %(levelname)s %(name)s [%(request_id)s]: %(message)s"}
+    line = {"formatter": "line", "filters": ["request_id"]}
+    access: dict[str, Any] = (
+        {"class": "logging.FileHandler", "filename": access_log}
+        if access_log and access_log != "-"
+        else {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {"line": formatter},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
-            "access": (
-                {"class": "logging.FileHandler", "filename": access_log, "formatter": "line", "filters": ["request_id"]}
-                if access_log and access_log != "-"
-                else {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]}
-            ),
+            "stderr": {"class": "logging.StreamHandler", **line},
+            "access": {**access, **line},
         },
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
