@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -85,13 +85,20 @@ def gunicorn_settings(env: Mapping[str, str]) -> dict[str, object]:
 
 
 def start_gunicorn(
-    env: Mapping[str, str], log: Path, workers: int | None = 2, threads: int | None = 16
+    env: Mapping[str, str],
+    log: Path,
+    workers: int | None = 2,
+    threads: int | None = 16,
+    prefix: Sequence[str] = (),
 ) -> tuple[Proc, str]:
-    """gunicorn with the production config on a free port (None: its defaults); returns once /healthz is 200."""
+    """gunicorn with the production config on a free port (None: its defaults); returns once /healthz is 200.
+
+    ``prefix`` runs it under another command, e.g. ``["faketime", "-f", "-300s"]`` for a skewed clock.
+    """
     port = free_port()
     run_env = dict(env, PORT=str(port), HOST="127.0.0.1")
     run_env.update({k: str(v) for k, v in (("WEB_WORKERS", workers), ("WEB_THREADS", threads)) if v is not None})
-    proc = Proc([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], run_env, log)
+    proc = Proc([*prefix, sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], run_env, log)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from app.extensions import clients, db
 from jobs.drain import drain
 from strategies import keys, state
-from support.procs import Proc, Processes, free_port, start_module, wait_for
+from support.procs import Proc, Processes, start_gunicorn, start_module, wait_for
 from tests.conftest import bearer, make_members
 
 SKEW_S = 300
@@ -81,30 +81,6 @@ def test_scheduler_ahead_of_redis_still_drains_an_open_coupon(
             proc.kill9()
 
 
-def start_skewed_gunicorn(env: dict[str, str], offset: str, log: Path) -> tuple[Proc, str]:
-    """gunicorn (one worker) under faketime; returns once /healthz answers 200."""
-    port = free_port()
-    run_env = skewed_env(dict(env, PORT=str(port), HOST="127.0.0.1", WEB_WORKERS="1", WEB_THREADS="4"))
-    args = skewed([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], offset)
-    proc = Proc(args, run_env, log)
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.popen.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
-        try:
-            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(healthy, 30, "the skewed gunicorn to answer /healthz")
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, base
-
-
 @pytest.mark.parametrize("strategy", ["lock"])
 def test_lock_host_behind_redis_opens_the_window_at_registration(
     app: Flask, client: FlaskClient, seller, process_env: dict, tmp_path: Path, strategy: str
@@ -114,7 +90,9 @@ def test_lock_host_behind_redis_opens_the_window_at_registration(
     coupon_id = register(client, seller[1])
     with Processes() as procs:
         env = dict(process_env, ISSUE_STRATEGY=strategy)
-        server, base = start_skewed_gunicorn(env, f"-{SKEW_S}s", tmp_path / "gunicorn.log")
+        server, base = start_gunicorn(
+            skewed_env(env), tmp_path / "gunicorn.log", workers=1, threads=4, prefix=skewed([], f"-{SKEW_S}s")
+        )
         procs.add(server)
         # Logged in on the skewed host: its tokens carry its own clock, as they would in production.
         login = requests.post(f"{base}/auth/login", json={"username": "late0", "password": "password"}, timeout=10)
