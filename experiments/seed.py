@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import sqlalchemy as sa
 from flask import Flask
@@ -214,14 +213,11 @@ class StderrProgress:
 
 
 def app_for(database_url: str | None) -> Flask:
-    """The app's configuration (DATABASE_URL), ``database_url`` overriding it; no embedded Redis started."""
-    config: dict[str, Any] = {}
-    if database_url:
-        config["SQLALCHEMY_DATABASE_URI"] = database_url
-    if not os.environ.get("REDIS_URL"):
-        # These tools touch the database only; an unset REDIS_URL would start an embedded server that outlives them.
-        config["REDIS_URL"] = "redis://redis-unused-by-experiments.invalid:6379/0"
-    return create_app(config)
+    """The app's configuration (DATABASE_URL), ``database_url`` overriding it.
+
+    These tools touch the database only, so no embedded Redis is started (``create_app()`` only names its socket).
+    """
+    return create_app({"SQLALCHEMY_DATABASE_URI": database_url} if database_url else None)
 
 
 def counts(args: argparse.Namespace) -> tuple[int, int, int]:
