@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from experiments.results import DrainBench
 from jobs.drain import drain
 from strategies import keys
 from support.queue import fill_queue
@@ -22,7 +23,7 @@ def forget(client: Any, engine: sa.Engine, coupon_id: int) -> None:
         conn.execute(sa.text("DELETE FROM member_coupon WHERE coupon_id = :c"), {"c": coupon_id})
 
 
-def drain_benchmark(client: Any, engine: sa.Engine, winners: int, batch: int) -> dict[str, float]:
+def drain_benchmark(client: Any, engine: sa.Engine, winners: int, batch: int) -> DrainBench:
     """Seconds and rows/s to drain ``winners`` queued winners with one drain in batches of ``batch``."""
     coupon_id = BENCH_COUPON_ID + batch
     forget(client, engine, coupon_id)
@@ -33,4 +34,4 @@ def drain_benchmark(client: Any, engine: sa.Engine, winners: int, batch: int) ->
     forget(client, engine, coupon_id)
     if moved != winners:
         raise RuntimeError(f"drained {moved} of {winners}")
-    return {"winners": winners, "batch": batch, "seconds": round(seconds, 4), "rows_per_s": round(winners / seconds)}
+    return DrainBench(winners, batch, seconds=round(seconds, 4), rows_per_s=round(winners / seconds))

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from experiments import provenance, report
 from experiments.bench import drain_benchmark
 from experiments.costs import database_pids
 from experiments.live import Live
-from experiments.results import RunResult
+from experiments.results import DrainBench, RunResult
 from support.procs import ROOT, gunicorn_settings
 
 log = logging.getLogger("lab")
@@ -174,8 +174,8 @@ class Lab:
             "api_cpus": sorted(a.api_cpus) if a.api_cpus else None,
             "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
             "database": self.engine.dialect.name,
-            "database_version": versions["database"],
-            "redis": f"redis {versions['redis']}",
+            "database_version": versions.database,
+            "redis": f"redis {versions.redis}",
             "database_cpu": self.db_figure,
             "settings": settings,
             "gunicorn": {k: server[k] for k in ("worker_class", "workers", "threads", "worker_connections", "backlog")},
@@ -186,7 +186,7 @@ class Lab:
         overrides = (("WEB_WORKERS", self.args.web_workers), ("WEB_THREADS", self.args.web_threads))
         return dict(self.env, **{k: str(v) for k, v in overrides if v is not None})
 
-    def drain_benchmarks(self, winners: int) -> list[dict[str, float]]:
+    def drain_benchmarks(self, winners: int) -> list[DrainBench]:
         """Drain throughput at a few batch sizes."""
         if not winners:
             return []
@@ -243,7 +243,7 @@ def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tup
         "packages": provenance.packages(),
         "config": lab.config(),
         "runs": [r.to_json() for r in runs],
-        "drain_benchmark": lab.drain_benchmarks(args.drain_winners),
+        "drain_benchmark": [asdict(b) for b in lab.drain_benchmarks(args.drain_winners)],
     }
     return results, runs
 

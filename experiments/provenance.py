@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,15 @@ def packages() -> dict[str, Any]:
     }
 
 
-def servers(engine: sa.Engine, client: Any) -> dict[str, str | None]:
+@dataclass
+class Versions:
+    """The database's and Redis's versions (Redis None when it cannot say: a cluster answers per node)."""
+
+    database: str
+    redis: str | None
+
+
+def servers(engine: sa.Engine, client: Any) -> Versions:
     """The Redis and database servers' versions."""
     try:
         redis_version = str(client.info("server").get("redis_version"))
@@ -76,4 +85,4 @@ def servers(engine: sa.Engine, client: Any) -> dict[str, str | None]:
     with engine.connect() as conn:
         query = "SELECT sqlite_version()" if engine.dialect.name == "sqlite" else "SELECT VERSION()"
         database_version = str(conn.scalar(sa.text(query)))
-    return {"redis": redis_version, "database": f"{engine.dialect.name} {database_version}"}
+    return Versions(database=f"{engine.dialect.name} {database_version}", redis=redis_version)

@@ -71,6 +71,16 @@ class Drain:
 
 
 @dataclass
+class DrainBench:
+    """One drain of a filled queue in batches of ``batch``: seconds and rows/s."""
+
+    winners: int
+    batch: int
+    seconds: float
+    rows_per_s: float
+
+
+@dataclass
 class Phase:
     """One phase's cost per request, per tier, in CPU microseconds (None: not measured)."""
 
