@@ -239,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument(
         "--member-coupons", type=int, help=f"member_coupon rows (default {STUDY_MEMBER_COUPONS:,} x scale)"
     )
-    cli.add_argument("--database-url", help="override DATABASE_URL")
+    cli.add_argument("--database-url", help="the database (default: DATABASE_URL, else the embedded SQLite file)")
     return cli
 
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--count", type=int, required=True, help="tokens in all (N members)")
     cli.add_argument("--files", type=int, required=True, help="CSV files to spread them over")
     cli.add_argument("--out", type=Path, required=True, help="directory of the files")
-    cli.add_argument("--database-url", help="override DATABASE_URL")
+    cli.add_argument("--database-url", help="the database (default: DATABASE_URL, else the embedded SQLite file)")
     args = cli.parse_args(argv)
     started = time.monotonic()
 
