@@ -48,12 +48,17 @@ def test_missing_state_is_reported_and_rebuilt(app: Flask, client: FlaskClient, 
     assert client.get(f"/coupons/{coupon_id}", headers=bearer(members[2][1])).status_code == 503
     assert client.get("/coupons/999999", headers=bearer(members[2][1])).status_code == 404  # no row: not found
 
+    checked = app.test_cli_runner().invoke(args=["check-state"])
+    assert checked.exit_code == 1 and f"1 open coupons without Redis state: [{coupon_id}]" in checked.output
+
     result = app.test_cli_runner().invoke(args=["rebuild-state"])
     assert result.exit_code == 0 and f"coupon {coupon_id}: rebuilt" in result.output, result.output
     assert client.get("/healthz").json["coupons_missing_state"] == []
     assert client.get(f"/coupons/{coupon_id}", headers=bearer(members[2][1])).json["remaining"] == 2
     again = app.test_cli_runner().invoke(args=["rebuild-state", str(coupon_id)])
     assert "left as it was" in again.output  # never overwrites
+    assert app.test_cli_runner().invoke(args=["check-state"]).exit_code == 0
+    assert "every open coupon has its Redis state" in app.test_cli_runner().invoke(args=["rebuild-state"]).output
 
     answers = [client.post(f"/coupons/{coupon_id}/download", headers=bearer(t)).status_code for _, t in members]
     won = 201 if strategy == "lock" else 202
