@@ -45,8 +45,19 @@ def test_the_study_setups_are_planned_beside_its_figures(results: dict[str, Any]
 
 
 def test_predicted_beside_measured(results: dict[str, Any]) -> None:
+    """Unpinned, every tier shares the 2 cores: 2 s / (API 1,000 + Redis 50 + load generator 300 us)."""
     lines = plan.measured_lines(results)
-    assert any(line.startswith("- lua ×1 while stock remained: predicted 2,000 TPS (API CPU)") for line in lines)
+    assert any(
+        line.startswith("- lua ×1 while stock remained: predicted 1,482 TPS (CPU shared by every tier)")
+        for line in lines
+    )
+
+
+def test_predicted_with_the_api_pinned(results: dict[str, Any]) -> None:
+    """Pinned to its own core, the API's cost alone bounds it: 1 core / 1,000 us."""
+    results["config"]["api_cpus"] = [0]
+    lines = plan.measured_lines(results)
+    assert any(line.startswith("- lua ×1 while stock remained: predicted 1,000 TPS (API CPU)") for line in lines)
 
 
 def test_no_costs_no_plan() -> None:
