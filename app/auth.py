@@ -11,7 +11,7 @@ import jwt as pyjwt
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_jwt_extended import create_access_token
 from flask_limiter.util import get_remote_address
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -20,6 +20,7 @@ from app.extensions import db, limiter
 from app.models import Member
 from app.tokens import TokenVerifier
 from app.validation import Credentials, parse
+from strategies import tables
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 View = TypeVar("View", bound=Callable[..., Any])
@@ -100,13 +101,22 @@ def role_required(*roles: str, lookup: bool = True) -> Callable[[View], View]:
             claims = _verified_claims()
             if claims.get("role") not in roles:  # the claim first: no database trip for a wrong role
                 raise Forbidden()
-            if lookup and db.session.get(Member, current_member_id()) is None:
+            if lookup and not _account_exists(current_member_id()):
                 raise Unauthorized("The token's account no longer exists.")
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
 
     return decorate
+
+
+# One indexed probe, no ORM object: the existence check runs on every signed-in request but the download.
+_EXISTS = select(literal(1)).where(tables.member.c.id == bindparam("member_id"))
+
+
+def _account_exists(member_id: int) -> bool:
+    """Whether the token's account still exists (through the request's session: a view reuses its connection)."""
+    return db.session.execute(_EXISTS, {"member_id": member_id}).first() is not None
 
 
 def _verified_claims() -> dict[str, Any]:
