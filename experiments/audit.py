@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from experiments.results import Audit
-from strategies import keys
+from strategies import keys, state
 
 ROWS = sa.text("SELECT member_id, issued_at FROM member_coupon WHERE coupon_id = :c")
 
@@ -23,7 +23,7 @@ def winners_in_redis(client: Any, strategy: str, coupon_id: int, quantity: int) 
     """How many members Redis says won: the Set of winners (lua) or the stock spent (lock)."""
     if strategy == "lua":
         return int(client.scard(keys.winners(coupon_id)))
-    return quantity - int(client.hget(keys.coupon(coupon_id), "stock"))
+    return quantity - (state.stock(client, coupon_id) or 0)
 
 
 def audit(
@@ -80,8 +80,3 @@ def _as_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
-
-
-def epoch(value: datetime) -> float:
-    """A naive-UTC time as epoch seconds."""
-    return value.replace(tzinfo=UTC).timestamp()

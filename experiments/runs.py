@@ -17,7 +17,7 @@ from experiments import costs
 from experiments.analysis import percentile, sellout_answer, summarise
 from experiments.results import Drain, LockHold, RunResult
 from experiments.stack import LoadResult, run_locust, service
-from strategies import keys
+from strategies import clock, keys
 from support.procs import ROOT, wait_for
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def _result(
 ) -> RunResult:
     a, rush = lab.args, mode != "read"
     rows = audits.persisted(lab.engine, coupon_id) if rush else []
-    last_win = max((audits.epoch(t) for _, t in rows), default=None)
+    last_win = max((clock.epoch_s(t) for _, t in rows), default=None)
     summary = summarise(load.records, last_win if len(rows) >= a.quantity else None, rush=rush)
     won = sum(v for k, v in summary.statuses.items() if k.startswith("2")) if rush else 0
     audit = (

@@ -24,7 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypedDict
 
 import sqlalchemy as sa
@@ -34,6 +34,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from app.extensions import db
 from experiments.seed_load import Progress, Row, TableLoad, ignore, insert_batches, load_files, local_infile
+from strategies import clock
 
 STUDY_MEMBERS = 1_000_000
 STUDY_COUPONS = 100_000
@@ -100,7 +101,7 @@ def seed(
     """Insert what is missing of members 1..N, coupons 1..C and M member_coupon pairs; count what was added."""
     _check(engine, members, coupons, member_coupons)
     started = time.monotonic()
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = clock.utcnow()
     password_hash = generate_password_hash(PASSWORD)  # once: a scrypt hash takes tens of milliseconds
     added = {"member": 0, "coupon": 0, "member_coupon": 0}
     seller_id = None

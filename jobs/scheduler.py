@@ -55,15 +55,15 @@ class Sweep:
         # would be forgotten. On a cluster the two of one coupon share a slot, so they keep order.
         pipe = client.pipeline(transaction=False)
         for coupon_id in coupon_ids:
-            pipe.hmget(keys.coupon(coupon_id), "stock", "ends_ms")
+            state.queue_read(pipe, coupon_id)
             pipe.zcard(keys.queue(coupon_id))
         replies = pipe.execute()
         now_ms = state.now_ms(client)
         for i, coupon_id in enumerate(coupon_ids):
-            (stock, ends_ms), waiting = replies[2 * i], replies[2 * i + 1]
+            found, waiting = state.from_hash(replies[2 * i]), replies[2 * i + 1]
             if waiting:
                 client.sadd(keys.DRAIN_DUE, coupon_id)
-            elif _finished(stock, ends_ms, now_ms):
+            elif _finished(found, now_ms):
                 client.srem(keys.OPEN_COUPONS, coupon_id)
 
 
@@ -85,16 +85,15 @@ def tick(client: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int, swe
     return count
 
 
-def _finished(stock: bytes | None, ends_ms: bytes | None, now_ms: int) -> bool:
+def _finished(found: state.CouponState | None, now_ms: int) -> bool:
     """Sold out or ended (by Redis's clock): no winner can arrive any more."""
-    if stock is None:
+    if found is None:
         # No state yet: registration adds the coupon to the registry before it writes the hash, so
         # this is a coupon being registered right now (or a registration that failed). Forgetting
         # it would leave every winner it is about to get undrained.
         return False
-    ends = int(ends_ms or 0)  # 0: no end
-    ended = ends > 0 and ends + ENDED_GRACE_MS <= now_ms
-    return int(stock) <= 0 or ended
+    ended = found.ends_ms > 0 and found.ends_ms + ENDED_GRACE_MS <= now_ms  # 0: no end
+    return found.stock <= 0 or ended
 
 
 def _check_state() -> None:

@@ -21,9 +21,14 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.replace(tzinfo=UTC).isoformat()
 
 
+def epoch_s(value: datetime) -> float:
+    """A naive-UTC time as epoch seconds."""
+    return value.replace(tzinfo=UTC).timestamp()
+
+
 def epoch_ms(value: datetime | None) -> int:
     """A naive-UTC time as epoch milliseconds; 0 for none."""
-    return 0 if value is None else int(value.replace(tzinfo=UTC).timestamp() * 1000)
+    return 0 if value is None else int(epoch_s(value) * 1000)
 
 
 def from_epoch_ms(value: int) -> datetime | None:

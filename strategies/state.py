@@ -83,8 +83,13 @@ def read_many(client: Any, coupon_ids: list[int]) -> list[CouponState | None]:
     """Several coupons' states in one pipelined round trip (one per node on a cluster)."""
     pipe = client.pipeline(transaction=False)
     for coupon_id in coupon_ids:
-        pipe.hgetall(keys.coupon(coupon_id))
+        queue_read(pipe, coupon_id)
     return [from_hash(raw) for raw in pipe.execute()]
+
+
+def queue_read(pipe: Any, coupon_id: int) -> None:
+    """Queue the coupon's read in ``pipe``; its reply goes through :func:`from_hash`."""
+    pipe.hgetall(keys.coupon(coupon_id))
 
 
 def stock(client: Any, coupon_id: int) -> int | None:
