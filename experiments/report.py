@@ -10,6 +10,7 @@ from typing import Any
 
 from experiments import sections
 from experiments.plots import plot_all
+from experiments.report_html import write_html
 from experiments.spread import Spread, figure, groups, paired_ratio, path, text
 
 Run = dict[str, Any]
@@ -158,14 +159,13 @@ def report_markdown(results: dict[str, Any]) -> str:
 
 def render(results: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write report.md, tps.png, latency.png and report.html into out_dir; return their paths."""
-    from experiments.report_html import write_html
-
     out_dir.mkdir(parents=True, exist_ok=True)
     report = out_dir / "report.md"
     runs = [run for group in groups(results).values() for run in group]
     tps, latency = plot_all(runs, out_dir)
-    report.write_text(report_markdown(results), encoding="utf-8")
-    html = write_html(results, out_dir)
+    markdown = report_markdown(results)
+    report.write_text(markdown, encoding="utf-8")
+    html = write_html(results, markdown, out_dir)
     return [report, tps, latency, html]
 
 

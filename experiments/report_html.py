@@ -70,16 +70,14 @@ def to_html(markdown: str, images: dict[str, str]) -> str:
     return "\n".join(out)
 
 
-def write_html(results: dict[str, Any], out_dir: Path) -> Path:
-    """Write report.html next to report.md and the plots it embeds."""
-    from experiments.report import report_markdown
-
+def write_html(results: dict[str, Any], markdown: str, out_dir: Path) -> Path:
+    """Write report.html from the report's Markdown, next to report.md and the plots it embeds."""
     images = {
         name: "data:image/png;base64," + base64.b64encode((out_dir / name).read_bytes()).decode()
         for name in ("tps.png", "latency.png")
         if (out_dir / name).exists()
     }
-    body = to_html(report_markdown(results), images)
+    body = to_html(markdown, images)
     page = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         f"<title>coupon-rush lab: run {html.escape(str(results['run_id']))}</title><style>{STYLE}</style></head>"

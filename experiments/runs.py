@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from flask import Flask
 
 from app.validation import NewCoupon
 from experiments import audit as audits
 from experiments import costs
 from experiments.analysis import percentile, sellout_answer, summarise
+from experiments.live import Live
 from experiments.results import Drain, LockHold, RunResult
 from experiments.stack import LoadResult, run_locust, service
 from strategies import clock, keys
 from support.procs import ROOT, wait_for
 
-if TYPE_CHECKING:
-    from experiments.lab import Lab
+
+class Lab(Protocol):
+    """What a run needs of the experiment's fixed parts (experiments.lab.Lab provides it)."""
+
+    args: argparse.Namespace
+    out: Path
+    app: Flask
+    engine: sa.Engine
+    client: Any
+    seller_id: int
+    token_dir: Path
+    live: Live
+    db_pids: list[int]
+    db_figure: str
+
+    def server_env(self) -> dict[str, str]:
+        """The environment the API instances start with."""
+        ...
+
 
 PROBE = ROOT / "experiments" / "probe"
 
