@@ -22,8 +22,17 @@ def test_unknown_strategy_stops_create_app(services) -> None:
         create_app(app_config(services, strategy="fifo"))
 
 
-def test_unknown_strategy_stops_gunicorn_at_start(process_env: dict) -> None:
-    env = dict(process_env, ISSUE_STRATEGY="fifo", PORT=str(free_port()), WEB_WORKERS="1")
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ISSUE_STRATEGY", "fifo", "ISSUE_STRATEGY must be one of lock, lua"),
+        ("DRAIN_LOCK_EXPIRE_S", "0", "DRAIN_LOCK_EXPIRE_S must be at least 1"),  # 0 reads as "never expires"
+    ],
+)
+def test_a_setting_that_cannot_work_stops_gunicorn_at_start(
+    process_env: dict, name: str, value: str, message: str
+) -> None:
+    env = dict(process_env, **{name: value}, PORT=str(free_port()), WEB_WORKERS="1")
     done = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
@@ -33,7 +42,7 @@ def test_unknown_strategy_stops_gunicorn_at_start(process_env: dict) -> None:
         timeout=60,
     )
     assert done.returncode != 0
-    assert "ISSUE_STRATEGY must be one of lock, lua" in done.stderr
+    assert message in done.stderr
 
 
 @pytest.mark.parametrize("secret", [None, "coupon-rush-development-secret-change-me"])
