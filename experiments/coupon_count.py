@@ -17,16 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Flask
 from rq import Queue
 
 from app import create_app, embedded
 from app.auth import access_token_for
-from app.extensions import clients, db
-from app.models import Coupon, Member, MemberCoupon
+from app.extensions import clients
+from experiments.bench import target_coupon
 from jobs.scheduler import Sweep, tick
-from strategies import keys, scripts
+from strategies import keys, state
 
 FIRST_ID = 3 * 10**15  # registered coupons' ids: far from any real coupon; removed afterwards
 CHUNK = 5000
@@ -54,15 +53,10 @@ def median_us(call: Callable[[], object], repeat: int) -> float:
 
 
 def register_many(client: Any, first: int, count: int) -> None:
-    """``count`` open coupons in Redis, pipelined through the register script."""
-    register = scripts.register(client, "register")
+    """``count`` open coupons in Redis (no end, never sold out), pipelined in chunks."""
     for start in range(first, first + count, CHUNK):
-        pipe = client.pipeline(transaction=False)
         ids = range(start, min(start + CHUNK, first + count))
-        pipe.sadd(keys.OPEN_COUPONS, *ids)
-        for coupon_id in ids:
-            register(keys=[keys.coupon(coupon_id)], args=["filler", 10**6, 0, 0], client=pipe)
-        pipe.execute()
+        state.register_many(client, [(coupon_id, "filler", 10**6, 0, 0) for coupon_id in ids])
 
 
 def measure(app: Flask, coupon_id: int, tokens: list[str], repeat: int) -> Costs:
@@ -99,29 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     with embedded.serving():
         app = create_app({"ISSUE_STRATEGY": "lua"})
         with app.app_context():
-            db.create_all()
-            client = clients().state_redis
-            name = f"count-seller-{FIRST_ID}"
-            db.session.execute(sa.delete(Member).where(Member.username == name))  # a run cut short left it
-            seller = Member(username=name, password_hash="-", role="seller")
-            db.session.add(seller)
-            db.session.commit()
-            coupon = Coupon(name="target", quantity=10**6, starts_at=sa.func.now(), seller_id=seller.id)
-            db.session.add(coupon)
-            db.session.commit()
-            target, seller_id = coupon.id, seller.id
-            scripts.register(client, "register")(keys=[keys.coupon(target)], args=["target", 10**6, 0, 0])
-            client.sadd(keys.OPEN_COUPONS, target)
-            base_id = FIRST_ID + 10**7
-            tokens = [access_token_for(base_id + i, "member") for i in range(4 * args.repeat + 20)]
-        try:
-            one = measure(app, target, tokens[: 2 * args.repeat + 10], args.repeat)
-            with app.app_context():
-                register_many(clients().state_redis, FIRST_ID, args.coupons)
-            many = measure(app, target, [tokens[0], *tokens[2 * args.repeat + 10 :]], args.repeat)
-        finally:
-            with app.app_context():
-                cleanup(clients().state_redis, target, args.coupons, seller_id)
+            tokens = [access_token_for(FIRST_ID + 10**7 + i, "member") for i in range(4 * args.repeat + 20)]
+        with target_coupon(app, "target", 10**6) as target:
+            try:
+                one = measure(app, target, tokens[: 2 * args.repeat + 10], args.repeat)
+                with app.app_context():
+                    register_many(clients().state_redis, FIRST_ID, args.coupons)
+                many = measure(app, target, [tokens[0], *tokens[2 * args.repeat + 10 :]], args.repeat)
+            finally:
+                with app.app_context():
+                    cleanup(clients().state_redis, args.coupons)
     print(f"{'path':<16}{'1 coupon (us)':>16}{f'{args.coupons:,} coupons (us)':>24}{'ratio':>8}")
     for name in Costs.__dataclass_fields__:
         a, b = getattr(one, name), getattr(many, name)
@@ -129,22 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cleanup(client: Any, target: int, count: int, seller_id: int) -> None:
-    """Remove the coupons' keys and rows, the target's winners and the seller."""
+def cleanup(client: Any, count: int) -> None:
+    """Remove the registered coupons' keys (the target coupon goes with target_coupon)."""
     for start in range(FIRST_ID, FIRST_ID + count, CHUNK):
         ids = range(start, min(start + CHUNK, FIRST_ID + count))
         client.srem(keys.OPEN_COUPONS, *ids)
         client.delete(*(keys.coupon(c) for c in ids))
-    members = [int(m) for m in client.smembers(keys.winners(target))]
-    client.delete(keys.coupon(target), keys.winners(target), keys.queue(target))
-    client.srem(keys.OPEN_COUPONS, target)
-    client.srem(keys.DRAIN_DUE, target)
-    for start in range(0, len(members), CHUNK):
-        client.delete(*(keys.member_pending(m) for m in members[start : start + CHUNK]))
-    db.session.execute(sa.delete(MemberCoupon).where(MemberCoupon.coupon_id == target))
-    db.session.execute(sa.delete(Coupon).where(Coupon.id == target))
-    db.session.execute(sa.delete(Member).where(Member.id == seller_id))
-    db.session.commit()
 
 
 if __name__ == "__main__":

@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-import sqlalchemy as sa
 from flask import Flask
 from flask_jwt_extended import verify_jwt_in_request
 
 from app import create_app, embedded
 from app.auth import access_token_for
-from app.extensions import clients, db
-from app.models import Coupon, Member, MemberCoupon
 from app.tokens import TokenVerifier
+from experiments.bench import target_coupon
 from experiments.coupon_count import median_us
-from strategies import keys, scripts
 
 FIRST_MEMBER = 7 * 10**15  # tokens' member ids: no row needed on the download path
 
@@ -75,18 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     with embedded.serving():
         app = create_app({"ISSUE_STRATEGY": "lua"})
         with app.app_context():
-            db.create_all()
-            seller = Member(username=f"hotpath-seller-{FIRST_MEMBER}", password_hash="-", role="seller")
-            db.session.execute(sa.delete(Member).where(Member.username == seller.username))
-            db.session.add(seller)
-            db.session.commit()
-            coupon = Coupon(name="hot", quantity=args.repeat + 2, starts_at=sa.func.now(), seller_id=seller.id)
-            db.session.add(coupon)
-            db.session.commit()
-            coupon_id, seller_id, client = coupon.id, seller.id, clients().state_redis
-            scripts.register(client, "register")(keys=[keys.coupon(coupon_id)], args=["hot", args.repeat + 2, 0, 0])
             tokens = [access_token_for(FIRST_MEMBER + i, "member") for i in range(3 * args.repeat + 10)]
-        try:
+        with target_coupon(app, "hot", args.repeat + 2) as coupon_id:
             costs = endpoint_costs(app, coupon_id, tokens[: args.repeat + 3], args.repeat)
             web = app.test_client()
             later = iter(tokens[args.repeat + 3 :])
@@ -95,17 +82,6 @@ def main(argv: list[str] | None = None) -> int:
                 args.repeat,
             )
             tokens_us = token_costs(app, tokens[2 * args.repeat + 6 :], args.repeat // 2)
-        finally:
-            with app.app_context():
-                winners = [int(m) for m in client.smembers(keys.winners(coupon_id))]
-                client.delete(keys.coupon(coupon_id), keys.winners(coupon_id), keys.queue(coupon_id))
-                client.srem(keys.DRAIN_DUE, coupon_id)
-                for start in range(0, len(winners), 5000):
-                    client.delete(*(keys.member_pending(m) for m in winners[start : start + 5000]))
-                db.session.execute(sa.delete(MemberCoupon).where(MemberCoupon.coupon_id == coupon_id))
-                db.session.execute(sa.delete(Coupon).where(Coupon.id == coupon_id))
-                db.session.execute(sa.delete(Member).where(Member.id == seller_id))
-                db.session.commit()
     print(f"{'endpoint':<34}{'us per request':>16}")
     for name, us in costs.items():
         print(f"{name:<34}{us:>16,.1f}")

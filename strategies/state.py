@@ -37,6 +37,16 @@ def register(client: Any, coupon_id: int, name: str, quantity: int, starts_ms: i
     return bool(loaded)
 
 
+def register_many(client: Any, coupons: list[tuple[int, str, int, int, int]]) -> None:
+    """Load many new coupons (id, name, quantity, starts_ms, ends_ms) in one pipeline; as register, never overwrites."""
+    script = scripts.register(client, "register")
+    pipe = client.pipeline(transaction=False)
+    for coupon_id, name, quantity, starts_ms, ends_ms in coupons:
+        pipe.sadd(keys.OPEN_COUPONS, coupon_id)
+        script(keys=[keys.coupon(coupon_id)], args=[name, quantity, starts_ms, ends_ms], client=pipe)
+    pipe.execute()
+
+
 def restore(
     client: Any, coupon_id: int, name: str, quantity: int, starts_ms: int, ends_ms: int, winners: list[int]
 ) -> bool:
