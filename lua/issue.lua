@@ -5,7 +5,14 @@
 -- KEYS[2]  coupon_winners:{id}         set of member ids who won
 -- KEYS[3]  issuable_coupon_queue:{id}  sorted set of winners waiting for persistence,
 --                                      scored by acceptance time in microseconds
+-- KEYS[4]  drain_due                   set of coupons with winners to drain (optional, with KEYS[5])
+-- KEYS[5]  member_pending:<member id>  set of the member's coupons still in a queue (optional)
 -- ARGV[1]  member id
+-- ARGV[2]  coupon id (with KEYS[4] and KEYS[5])
+--
+-- KEYS[4] and KEYS[5] carry no coupon hash tag: on a standalone Redis the caller passes them and
+-- the win is noted in the same atomic step; on a cluster they sit in other slots, so the caller
+-- passes three keys and notes the win itself afterwards.
 --
 -- Returns: 0 accepted (now a winner, queued), 1 coupon not found, 2 not started,
 --          3 ended, 4 already issued, 5 sold out.
@@ -35,4 +42,8 @@ end
 redis.call('HINCRBY', KEYS[1], 'stock', -1)
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], now_us, ARGV[1])
+if KEYS[5] then
+  redis.call('SADD', KEYS[4], ARGV[2])
+  redis.call('SADD', KEYS[5], ARGV[2])
+end
 return 0
