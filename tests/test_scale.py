@@ -181,3 +181,19 @@ def test_many_coupons_drain_in_parallel_one_drain_each(backend: tuple[Flask, dic
             assert sorted(members) == list(range(1, WINNERS + 1)), coupon_id
     assert max(map(len, sampler.samples), default=0) > 1, "no two coupons were ever seen draining at once"
     assert_drains(drain_intervals(logs), coupon_ids)
+
+
+def test_a_win_is_noted_for_the_drain_and_the_member_and_a_refusal_is_not(
+    backend: tuple[Flask, dict[str, str]],
+) -> None:
+    """In the script on a standalone Redis, right after it on a cluster: the same notes either way."""
+    app, _env = backend
+    with app.app_context():
+        client, strategy = clients().state_redis, clients().strategy
+        state.register(client, 41, "noted", 1, 0, 0)
+        assert strategy.issue(41, 5).value == "pending"
+        assert strategy.issue(41, 6).value == "sold_out"
+        assert strategy.issue(41, 5).value == "already_issued"
+        assert client.smembers(keys.DRAIN_DUE) == {b"41"}
+        assert client.smembers(keys.member_pending(5)) == {b"41"}
+        assert not client.exists(keys.member_pending(6))
