@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+from gunicorn import glogging
+
 from app import logs
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
@@ -30,6 +32,22 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 # The request id (app/request_id.py) ends every access line, as it is on every line the request logs.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)ss %({x-request-id}o)s'
 logconfig_dict = logs.config("api", access_log=accesslog)
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger, building an access line only when ACCESS_LOG asks for one.
+
+    gunicorn builds every request's access atoms and log record whenever a logconfig_dict is set,
+    even with no access handler to write them: 2-3% of a download's CPU, measured with py-spy.
+    """
+
+    def access(self, resp, req, environ, request_time):  # noqa: ANN001, ANN201 - gunicorn's signature
+        """The access line, if there is an access log."""
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = Logger
 # gunicorn 25+ opens a control socket at one fixed path per user; several instances on one host
 # (the lab, a scaled deployment) would take it from each other. Nothing here uses it.
 control_socket_disable = True
