@@ -63,6 +63,10 @@ def resolve_services(app: Flask) -> None:
             "pool_timeout": app.config["DB_POOL_TIMEOUT_S"],
             "pool_pre_ping": True,
             "pool_recycle": 3600,
+            # The Session and every Connection roll back what they began when they close, so the
+            # pool's own ROLLBACK on check-in was a second round trip on every request that used
+            # the database (the account probe, the lock strategy).
+            "pool_reset_on_return": None,
         }
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith(("mysql", "mariadb")):
         # PyMySQL's default today, and the schema's (migration 0003) whatever the URL says.
