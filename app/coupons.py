@@ -33,7 +33,8 @@ def download(coupon_id: int) -> tuple[Response, int]:
     member_id = current_member_id()
     outcome = issuance.download(coupon_id, member_id)
     metrics.count_download(outcome.value)
-    return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), outcome_status(outcome)
+    status = outcome_status(outcome)  # a refusal raises here, before a body it would not send is built
+    return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), status
 
 
 @bp.post("/<int:coupon_id>/close")
