@@ -4,16 +4,15 @@ Registers a target coupon, measures the in-process cost of each hot path (the sc
 GET /members/me/coupons, a lua download, GET /coupons/<id>), then registers --coupons open coupons
 more (no end, never sold out: the worst case for the registry) and measures again. Uses
 DATABASE_URL and REDIS_URL (run it against MariaDB and a Redis db of its own: its coupons' keys and
-rows are removed at the end). Prints median microseconds per call and the ratio.
+rows are removed at the end). Prints median microseconds per call and the ratio, and for each request
+the Python calls it made (cProfile): unlike time on a shared machine, the count is exact, so a path whose
+work grows with the coupons shows it even when the timings are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from rq import Queue
 from app import create_app, embedded
 from app.auth import access_token_for
 from app.extensions import clients
-from experiments.bench import target_coupon
+from experiments.bench import answering, cost, median_us, member_token, target_coupon
 from jobs.scheduler import Sweep, tick
 from strategies import keys, state
 
@@ -33,23 +32,13 @@ CHUNK = 5000
 
 @dataclass(frozen=True)
 class Costs:
-    """Median microseconds per call of each path."""
+    """Median microseconds per call of each path, and Python calls per request."""
 
     tick_us: float
     member_list_us: float
     download_us: float
     coupon_read_us: float
-
-
-def median_us(call: Callable[[], object], repeat: int) -> float:
-    """The median wall time of ``call`` in microseconds, after two warm-up calls."""
-    call(), call()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return round(statistics.median(samples) * 1e6, 1)
+    calls: dict[str, float]
 
 
 def register_many(client: Any, first: int, count: int) -> None:
@@ -59,24 +48,31 @@ def register_many(client: Any, first: int, count: int) -> None:
         state.register_many(client, [(coupon_id, "filler", 10**6, 0, 0) for coupon_id in ids])
 
 
-def measure(app: Flask, coupon_id: int, tokens: list[str], repeat: int) -> Costs:
-    """Each path's median cost; downloads use a fresh member each (every one a win)."""
+def measure(app: Flask, coupon_id: int, reader: str, tokens: list[str], repeat: int) -> Costs:
+    """Each path's median cost; downloads use a fresh member each (every one a win).
+
+    The list and the read go with ``reader``, a member whose account exists (both check it).
+    """
     web = app.test_client()
-    member = {"Authorization": f"Bearer {tokens[0]}"}
-    fresh = iter(tokens[1:])
+    member = {"Authorization": f"Bearer {reader}"}
+    fresh = iter(tokens)
     with app.app_context():
         client, broker = clients().state_redis, clients().broker
         queue, sweep = Queue("coupon-count-bench", connection=broker), Sweep()
         tick_us = median_us(lambda: tick(client, broker, queue, 60, sweep), repeat)
         queue.empty()
+    download = answering(
+        202, lambda: web.post(f"/coupons/{coupon_id}/download", headers={"Authorization": f"Bearer {next(fresh)}"})
+    )
+    member_list = answering(200, lambda: web.get("/members/me/coupons", headers=member))
+    read = answering(200, lambda: web.get(f"/coupons/{coupon_id}", headers=member))
+    costs = {name: cost(call, repeat) for name, call in (("list", member_list), ("download", download), ("read", read))}
     return Costs(
         tick_us=tick_us,
-        member_list_us=median_us(lambda: web.get("/members/me/coupons", headers=member), repeat),
-        download_us=median_us(
-            lambda: web.post(f"/coupons/{coupon_id}/download", headers={"Authorization": f"Bearer {next(fresh)}"}),
-            repeat,
-        ),
-        coupon_read_us=median_us(lambda: web.get(f"/coupons/{coupon_id}", headers=member), repeat),
+        member_list_us=costs["list"][0],
+        download_us=costs["download"][0],
+        coupon_read_us=costs["read"][0],
+        calls={f"{name}_calls": figures[2] for name, figures in costs.items()},
     )
 
 
@@ -94,19 +90,22 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app({"ISSUE_STRATEGY": "lua"})
         with app.app_context():
             tokens = [access_token_for(FIRST_ID + 10**7 + i, "member") for i in range(4 * args.repeat + 20)]
-        with target_coupon(app, "target", 10**6) as target:
+        with target_coupon(app, "target", 10**6) as target, member_token(app, "coupon-count") as reader:
             try:
-                one = measure(app, target, tokens[: 2 * args.repeat + 10], args.repeat)
+                one = measure(app, target, reader, tokens[: 2 * args.repeat + 10], args.repeat)
                 with app.app_context():
                     register_many(clients().state_redis, FIRST_ID, args.coupons)
-                many = measure(app, target, [tokens[0], *tokens[2 * args.repeat + 10 :]], args.repeat)
+                many = measure(app, target, reader, tokens[2 * args.repeat + 10 :], args.repeat)
             finally:
                 with app.app_context():
                     cleanup(clients().state_redis, args.coupons)
     print(f"{'path':<16}{'1 coupon (us)':>16}{f'{args.coupons:,} coupons (us)':>24}{'ratio':>8}")
-    for name in Costs.__dataclass_fields__:
+    for name in ("tick_us", "member_list_us", "download_us", "coupon_read_us"):
         a, b = getattr(one, name), getattr(many, name)
         print(f"{name:<16}{a:>16,.1f}{b:>24,.1f}{b / a:>8.2f}")
+    for name, a in one.calls.items():
+        b = many.calls[name]
+        print(f"{name:<16}{a:>16,.0f}{b:>24,.0f}{b / a:>8.2f}")
     return 0
 
 

@@ -12,11 +12,7 @@ prints the median wall microseconds per call and the process's CPU microseconds 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -24,60 +20,29 @@ from flask_jwt_extended import verify_jwt_in_request
 
 from app import create_app, embedded
 from app.auth import access_token_for
-from app.extensions import db
-from app.models import Coupon
 from app.tokens import TokenVerifier
-from experiments.bench import target_coupon
-from experiments.coupon_count import median_us
+from experiments.bench import answering, cost, median_us, member_token, target_coupon
 
 FIRST_MEMBER = 7 * 10**15  # tokens' member ids: no row needed on the download path
 
 
-def cost(call: Callable[[], object], repeat: int) -> tuple[float, float, float]:
-    """(median wall µs, CPU µs, Python calls) per call of ``call``, from two runs of ``repeat`` calls.
-
-    The calls are counted by cProfile over a tenth of the run: unlike time, the count does not
-    depend on what else the machine runs, so two versions compare exactly on a noisy machine.
-    """
-    wall = median_us(call, repeat)
-    counted = max(repeat // 10, 1)
-    started = time.process_time()
-    for _ in range(repeat - counted):
-        call()
-    cpu = round((time.process_time() - started) / (repeat - counted) * 1e6, 1) if repeat > counted else 0.0
-    profile = cProfile.Profile()
-    profile.enable()
-    for _ in range(counted):
-        call()
-    profile.disable()
-    return wall, cpu, round(pstats.Stats(profile).total_calls / counted, 1)  # type: ignore[attr-defined]
-
-
-def answering(status: int, request: Callable[[], Any]) -> Callable[[], Any]:
-    """``request``, checked once: a benchmark of the wrong answer measures nothing."""
-    response = request()
-    if response.status_code != status:
-        raise SystemExit(f"expected {status}, got {response.status_code}: {response.get_data(as_text=True)[:200]}")
-    return request
-
-
-def endpoint_costs(app: Flask, coupon_id: int, tokens: list[str], repeat: int) -> dict[str, tuple[float, float, float]]:
+def endpoint_costs(
+    app: Flask, coupon_id: int, reader: str, tokens: list[str], repeat: int
+) -> dict[str, tuple[float, float, float]]:
     """Each hot endpoint's cost; every download a new member (a win, as in a rush's first second).
 
-    The read goes with the coupon's seller's token: GET /coupons/<id> checks that the account exists.
+    The read goes with ``reader``, a member whose account exists: GET /coupons/<id> checks it.
     """
     web = app.test_client()
     fresh = iter(tokens)
-    with app.app_context():
-        seller_id = db.session.get(Coupon, coupon_id).seller_id  # type: ignore[union-attr]
-        reader = {"Authorization": f"Bearer {access_token_for(seller_id, 'seller')}"}
+    member = {"Authorization": f"Bearer {reader}"}
 
     def download() -> Any:
         return web.post(f"/coupons/{coupon_id}/download", headers={"Authorization": f"Bearer {next(fresh)}"})
 
     return {
         "download (lua, a win)": cost(answering(202, download), repeat),
-        "GET /coupons/<id>": cost(answering(200, lambda: web.get(f"/coupons/{coupon_id}", headers=reader)), repeat),
+        "GET /coupons/<id>": cost(answering(200, lambda: web.get(f"/coupons/{coupon_id}", headers=member)), repeat),
         "GET /healthz": cost(answering(200, lambda: web.get("/healthz")), repeat),
     }
 
@@ -115,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         with app.app_context():
             tokens = [access_token_for(FIRST_MEMBER + i, "member") for i in range(5 * args.repeat + 10)]
         wins = 2 * args.repeat + 3  # the checked call, the median run, the CPU run
-        with target_coupon(app, "hot", wins) as coupon_id:
-            costs = endpoint_costs(app, coupon_id, tokens[:wins], args.repeat)
+        with target_coupon(app, "hot", wins) as coupon_id, member_token(app, "hotpath") as reader:
+            costs = endpoint_costs(app, coupon_id, reader, tokens[:wins], args.repeat)
             web = app.test_client()
             later = iter(tokens[wins:])
             sold_out = answering(
