@@ -84,6 +84,7 @@ def summarise(records: Sequence[Record], sellout_at: float | None, rush: bool = 
         requests=len(records),
         tps=len(records) / duration,
         latency_ms=latency(records),
+        latency_after_first_s_ms=latency([r for r in records if r[0] >= start + 1.0]),
         statuses={str(k): v for k, v in sorted(statuses.items())},
         errors=dict(errors),
         failures=sum(1 for r in records if r[1] == 0),

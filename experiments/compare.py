@@ -22,6 +22,7 @@ FIGURES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("TPS after sell-out", ("tps_after_sellout",), True),
     ("latency p50 ms", ("latency_ms", "p50"), False),
     ("latency p99 ms", ("latency_ms", "p99"), False),
+    ("latency p99 ms, sent after the first second", ("latency_after_first_s_ms", "p99"), False),
     ("API CPU µs/request", ("api_cpu_us_per_request",), False),
     ("API µs/request while stock remained", ("costs", "stock", "api_us"), False),
     ("Redis µs/request while stock remained", ("costs", "stock", "redis_us"), False),

@@ -56,6 +56,8 @@ METRICS: tuple[tuple[str, str | None, Callable[[list[Run]], str]], ...] = (
     ("latency p95 ms", "p95 ms", _num(("latency_ms", "p95"))),
     ("latency p99 ms", "p99 ms", _num(("latency_ms", "p99"))),
     ("latency max ms", "max ms", _num(("latency_ms", "max"))),
+    ("latency p99 ms, sent after the first second", None, _num(("latency_after_first_s_ms", "p99"))),
+    ("latency max ms, sent after the first second", None, _num(("latency_after_first_s_ms", "max"))),
     ("winners", "winners", _num(("winners",), 0)),
     ("connection failures", None, _num(("failures",), 0)),
     ("audit", "audit", _audit_cell),

@@ -42,6 +42,8 @@ class Summary:
     tps_after_sellout: float | None = None
     sellout_s: float | None = None
     latency_ms: Latency = field(default_factory=Latency)
+    # Requests sent after the run's first second: the tail without the storm of every user connecting at once.
+    latency_after_first_s_ms: Latency = field(default_factory=Latency)
     statuses: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     failures: int = 0

@@ -21,6 +21,14 @@ def test_latency_ignores_requests_without_a_response() -> None:
     assert latency(records) == Latency(mean=20.0, p50=10.0, p95=30.0, p99=30.0, max=30.0)
 
 
+def test_the_tail_after_the_first_second_leaves_out_the_connect_storm() -> None:
+    # Three users who connected late in the first second waited 20 s; everyone after answered in 5 ms.
+    records = [(100.0 + i / 10, 202, 20000.0) for i in range(3)] + [(101.0 + i / 10, 410, 5.0) for i in range(40)]
+    result = summarise(records, sellout_at=None)
+    assert result.latency_ms.max == 20000.0
+    assert result.latency_after_first_s_ms.max == 5.0 and result.latency_after_first_s_ms.p99 == 5.0
+
+
 def test_sellout_split() -> None:
     # 10 s of load: 2 requests a second until the sell-out at t=4, then 5 a second.
     records = [(100 + t + i / 2, 202, 5.0) for t in range(4) for i in range(2)]
