@@ -6,7 +6,8 @@ as app/tokens.py does it (a token seen for the first time; a retried token is se
 cache), beside the path it replaced (flask-jwt-extended's verify_jwt_in_request). Each endpoint must
 answer what it answers in a rush (a win, sold out, a read by an account that exists), else the run
 stops. Uses DATABASE_URL and REDIS_URL (run it against a database and a Redis db of its own);
-prints the median wall microseconds per call and the process's CPU microseconds per call.
+prints the median wall microseconds per call, the process's CPU microseconds per call and the
+Python calls per request (exact: two versions compare by it on a noisy machine; see bench.cost).
 """
 
 from __future__ import annotations
