@@ -1,4 +1,4 @@
-"""Benchmarks' own coupons: drain throughput alone (a queue filled through the real script), a target coupon."""
+"""What benchmarks share: their own coupon and member, drain throughput alone, checked and counted timings."""
 
 from __future__ import annotations
 
