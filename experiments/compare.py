@@ -8,10 +8,10 @@ NOISE (runs of one configuration vary by 15-25% on a shared machine).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from experiments.results import load
 from experiments.spread import Spread, figure, groups, path
 
 NOISE = 0.15  # relative change below which single runs are not told apart
@@ -73,11 +73,6 @@ def table(rows: list[dict[str, Any]]) -> str:
         change = "-" if r["change"] is None else f"{r['change']:+.0%}"
         lines.append(f"| {r['run']} | {r['figure']} | {r['a'].text()} | {r['b'].text()} | {change} | {r['verdict']} |")
     return "\n".join(lines)
-
-
-def load(source: Path) -> dict[str, Any]:
-    """A report folder's results.json, or the file itself."""
-    return dict(json.loads((source / "results.json" if source.is_dir() else source).read_text(encoding="utf-8")))
 
 
 def main(argv: list[str] | None = None) -> int:

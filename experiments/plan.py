@@ -19,11 +19,11 @@ our code.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.results import load
 from experiments.spread import figure, groups, path
 
 Run = dict[str, Any]
@@ -159,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--db-cores", type=float, default=2, help="the database server's cores")
     cli.add_argument("--users", type=int, help="concurrent users: prints the wait Little's law implies")
     args = cli.parse_args(argv)
-    source = args.report / "results.json" if args.report.is_dir() else args.report
-    results = json.loads(source.read_text(encoding="utf-8"))
+    results = load(args.report)
     lines = plan_lines(results, args.api_servers, args.api_cores, args.db_cores, args.users)
     print(f"{args.api_servers} API servers × {args.api_cores:g} cores, database {args.db_cores:g} cores:")
     print(*(f"  {line}" for line in lines or ["no per-tier costs in this report"]), sep="\n")

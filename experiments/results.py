@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 Record = tuple[float, int, float]  # (request start, epoch s; HTTP status, 0 = no response; milliseconds)
@@ -138,3 +140,8 @@ class RunResult:
         """The run as results.json holds it: the summary's keys at the top level."""
         data = asdict(self)
         return {**{k: v for k, v in data.items() if k != "summary"}, **data["summary"]}
+
+
+def load(source: Path) -> dict[str, Any]:
+    """A report folder's results.json, or the file itself."""
+    return dict(json.loads((source / "results.json" if source.is_dir() else source).read_text(encoding="utf-8")))
