@@ -100,21 +100,26 @@ def start_gunicorn(
     run_env.update({k: str(v) for k, v in (("WEB_WORKERS", workers), ("WEB_THREADS", threads)) if v is not None})
     proc = Proc([*prefix, sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], run_env, log)
     base = f"http://127.0.0.1:{port}"
+    wait_answering(proc, f"{base}/healthz", 30, "gunicorn")
+    return proc, base
 
-    def healthy() -> bool:
+
+def wait_answering(proc: Proc, url: str, timeout_s: float, name: str) -> None:
+    """Poll ``url`` until it answers 200; stop ``proc`` and fail if it exits or never does."""
+
+    def answering() -> bool:
         if proc.popen.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
+            raise AssertionError(f"{name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
         try:
-            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+            return requests.get(url, timeout=1).status_code == 200
         except requests.RequestException:  # refused, or accepted but not yet served
             return False
 
     try:
-        wait_for(healthy, 30, "gunicorn to answer /healthz")
+        wait_for(answering, timeout_s, f"{name} to answer {url}")
     except BaseException:
         proc.stop()
         raise
-    return proc, base
 
 
 def start_module(module: str, env: Mapping[str, str], log: Path) -> Proc:

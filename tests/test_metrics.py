@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.extensions import clients, db
 from jobs.drain import drain
-from support.procs import Proc, free_port, start_gunicorn, start_module, wait_for
+from support.procs import Proc, free_port, start_gunicorn, start_module, wait_answering, wait_for
 from tests.conftest import app_config, bearer, make_members
 
 DOWNLOAD_ROUTE = "/coupons/<int:coupon_id>/download"
@@ -134,20 +134,7 @@ def start_prometheus(tmp_path: Path, target: str) -> tuple[Proc, str]:
     args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"]
     proc = Proc([*args, f"--web.listen-address=127.0.0.1:{port}"], {}, tmp_path / "prometheus.log")
     base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if proc.popen.poll() is not None:
-            raise AssertionError(f"prometheus exited:\n{proc.output()[-3000:]}")
-        try:
-            return requests.get(f"{base}/-/ready", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, 60, "Prometheus to be ready")
-    except BaseException:
-        proc.stop()
-        raise
+    wait_answering(proc, f"{base}/-/ready", 60, "prometheus")
     return proc, base
 
 
