@@ -12,11 +12,11 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_jwt_extended import create_access_token
 from flask_limiter.util import get_remote_address
 from sqlalchemy import bindparam, literal, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import BadCredentials, Conflict, Forbidden, Unauthorized
-from app.extensions import db, limiter
+from app.extensions import clients, db, limiter
 from app.models import Member
 from app.tokens import TokenVerifier
 from app.validation import Credentials, parse
@@ -115,8 +115,15 @@ _EXISTS = select(literal(1)).where(tables.member.c.id == bindparam("member_id"))
 
 
 def _account_exists(member_id: int) -> bool:
-    """Whether the token's account still exists (through the request's session: a view reuses its connection)."""
-    return db.session.execute(_EXISTS, {"member_id": member_id}).first() is not None
+    """Whether the token's account still exists: one statement on the reads engine (app.extensions)."""
+    for attempt in (1, 2):
+        try:
+            with clients().reads.connect() as conn:
+                return conn.execute(_EXISTS, {"member_id": member_id}).first() is not None
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _verified_claims() -> dict[str, Any]:

@@ -76,6 +76,7 @@ def app(services: svc.Services, migrated: None, strategy: str) -> Iterator[Flask
     yield app
     with app.app_context():
         clients().broker.flushdb()
+        clients().dispose()
         db.engine.dispose()
 
 
@@ -99,6 +100,7 @@ def cluster_app(services: svc.Services, migrated: None, cluster: Cluster, strate
     with app.app_context():
         clients().broker.flushdb()
         clients().state_redis.close()
+        clients().dispose()
         db.engine.dispose()
 
 

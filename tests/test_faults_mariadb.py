@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,7 @@ def private_app(services: svc.Services, mariadb: MariaDB, redis_server: RedisSer
         clients().broker.flushdb()
     yield app
     with app.app_context():
+        clients().dispose()
         db.engine.dispose()
 
 
@@ -215,3 +217,34 @@ def test_commit_lost_with_the_database_settles_once_it_is_back(
         assert strategy.issue(1, 43) is Outcome.SOLD_OUT
         final = Ledger.read(engine, client, 1)
         assert sorted(final.rows) == [41, 42] and final.stock == 0
+
+
+@pytest.mark.parametrize("strategy", ["lua"])
+def test_reads_after_the_database_restarted_answer_at_once(
+    private_app: Flask, mariadb: MariaDB, process_env: dict, tmp_path: Path
+) -> None:
+    """The account probe pings nothing (one round trip a read): a connection the restart broke is replaced.
+
+    Every pooled connection of the reads engine died with the server; the first read on each fails
+    its statement, which throws the connection away and asks again on a new one: 200, never a 503.
+    """
+    app = private_app
+    ((_, seller),) = make_members(app, 1, role="seller", prefix="seller")
+    ((_, member),) = make_members(app, 1)
+    with Processes() as procs:
+        base, _ = start_service(procs, service_env(app, process_env, "lua"), tmp_path, drain=False)
+        coupon_id = new_coupon(base, seller, 10)
+        auth = {"Authorization": f"Bearer {member}"}
+
+        def reads(count: int) -> list[int]:  # in parallel, so that every worker thread's connection is pooled
+            with ThreadPoolExecutor(8) as pool:
+                return list(
+                    pool.map(
+                        lambda _: requests.get(f"{base}/coupons/{coupon_id}", headers=auth).status_code, range(count)
+                    )
+                )
+
+        assert reads(64) == [200] * 64
+        mariadb.kill9()
+        mariadb.start()
+        assert reads(64) == [200] * 64
