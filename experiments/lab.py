@@ -31,7 +31,7 @@ from experiments.bench import drain_benchmark
 from experiments.costs import database_pids
 from experiments.live import Live
 from experiments.results import DrainBench, RunResult
-from support.procs import ROOT, gunicorn_settings
+from support.procs import GRANIAN_BACKLOG, ROOT, gunicorn_settings
 
 log = logging.getLogger("lab")
 SELLER = "lab-seller"
@@ -79,8 +79,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quantity", type=int, default=5000, help="the coupon's quantity")
     p.add_argument("--members", type=int, default=100_000, help="members seeded and given tokens")
     p.add_argument("--locust-workers", type=int, default=2, help="Locust worker processes, one token file each")
-    p.add_argument("--web-workers", type=int, help="gunicorn workers per API instance (None: gunicorn.conf.py's)")
-    p.add_argument("--web-threads", type=int, help="gunicorn threads per worker (None: gunicorn.conf.py's)")
+    p.add_argument("--web-workers", type=int, help="server workers per API instance (None: gunicorn.conf.py's)")
+    p.add_argument("--web-threads", type=int, help="server threads per worker (None: gunicorn.conf.py's)")
+    p.add_argument(
+        "--server",
+        choices=("gunicorn", "granian"),
+        default="gunicorn",
+        help="the API's HTTP server: gunicorn (what the service runs) or granian (compared, see docs/lab.md)",
+    )
     p.add_argument("--no-read", action="store_true", help="skip the ceiling run (GET /coupons/<id>)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
     p.add_argument("--api-cpus", type=cpus, help="pin the API instances to these CPUs, e.g. 0 or 0,1")
@@ -167,6 +173,7 @@ class Lab:
             "quantity": a.quantity,
             "members": a.members,
             "locust_workers": a.locust_workers,
+            "server": a.server,
             "web_workers": server["workers"],
             "web_threads": server["threads"],
             "spawn_rate": a.spawn_rate,
@@ -178,7 +185,11 @@ class Lab:
             "redis": f"redis {versions.redis}",
             "database_cpu": self.db_figure,
             "settings": settings,
-            "gunicorn": {k: server[k] for k in ("worker_class", "workers", "threads", "worker_connections", "backlog")},
+            a.server: (
+                {k: server[k] for k in ("worker_class", "workers", "threads", "worker_connections", "backlog")}
+                if a.server == "gunicorn"
+                else {"workers": server["workers"], "blocking_threads": server["threads"], "backlog": GRANIAN_BACKLOG}
+            ),
         }
 
     def server_env(self) -> dict[str, str]:

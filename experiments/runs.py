@@ -100,7 +100,7 @@ def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
     if mode == "lock":
         env.update(LAB_LOCK_HOLD_DIR=str(holds), PYTHONPATH=_pythonpath(env))
     print(f"== {label}: {a.users} users for {a.duration} s on coupon {coupon_id} (quantity {a.quantity})", flush=True)
-    with service(env, instances, logs, drain=strategy == "lua", cpus=a.api_cpus) as running:
+    with service(env, instances, logs, drain=strategy == "lua", cpus=a.api_cpus, server=a.server) as running:
         monitor = Monitor(lab.engine, coupon_id)
         sampler = costs.Sampler(running.pids, lab.client, lab.db_pids)
         lab.live.begin(label, coupon_id, mode, a.quantity, lab.client, monitor, logs)

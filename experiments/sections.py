@@ -60,7 +60,7 @@ def title(results: dict[str, Any]) -> list[str]:
         f"- **Machine:** {cpu}, {m['memory_gb']} GB memory, {m['platform']}, Python {m['python']}",
         f"- **Load:** {c['users']:,} Locust users (spawn rate {c['spawn_rate']}/s) on {c['locust_workers']} "
         f"Locust workers, {c['duration_s']} s per run, coupon quantity {c['quantity']:,}",
-        f"- **Server:** gunicorn {c['web_workers']} workers × {c['web_threads']} threads; "
+        f"- **Server:** {c.get('server', 'gunicorn')} {c['web_workers']} workers × {c['web_threads']} threads; "
         f"database {c.get('database_version') or c['database']}; Redis {c['redis']}",
         *(f"- **Pinning:** {p}" for p in pins),
     ]

@@ -15,21 +15,21 @@ from pathlib import Path
 import psutil
 
 from experiments.results import Record
-from support.procs import ROOT, Proc, free_port, start_gunicorn, start_module
+from support.procs import ROOT, Proc, free_port, start_granian, start_gunicorn, start_module
 
 LOCUSTFILE = ROOT / "experiments" / "locustfile.py"
 
 
 @dataclass
 class Service:
-    """The running API instances: their base URLs and their gunicorn masters' pids."""
+    """The running API instances: their base URLs and their servers' main pids (gunicorn's master)."""
 
     hosts: list[str]
     pids: list[int]
 
 
 def pin(pids: list[int], cpus: set[int] | None) -> None:
-    """Pin each process tree (the gunicorn master and its workers, or Locust's) to ``cpus``; None: leave it."""
+    """Pin each process tree (an API server and its workers, or Locust's) to ``cpus``; None: leave it."""
     if not cpus:
         return
     for pid in pids:
@@ -43,16 +43,23 @@ def pin(pids: list[int], cpus: set[int] | None) -> None:
 
 @contextmanager
 def service(
-    env: Mapping[str, str], instances: int, logs: Path, drain: bool, cpus: set[int] | None = None
+    env: Mapping[str, str],
+    instances: int,
+    logs: Path,
+    drain: bool,
+    cpus: set[int] | None = None,
+    server: str = "gunicorn",
 ) -> Iterator[Service]:
-    """``instances`` gunicorn instances on their own ports (+ worker and scheduler), pinned to ``cpus`` if given.
+    """``instances`` API instances on their own ports (+ worker and scheduler), pinned to ``cpus`` if given.
 
-    The instances take their worker and thread counts from ``env`` and gunicorn.conf.py.
+    ``server`` is gunicorn (the service's) or granian; either takes its worker and thread counts
+    from ``env`` and gunicorn.conf.py.
     """
     with ExitStack() as stack:
         running = Service([], [])
         for i in range(instances):
-            proc, base = start_gunicorn(env, logs / f"api-{i}.log", workers=None, threads=None)
+            log = logs / f"api-{i}.log"
+            proc, base = start_granian(env, log) if server == "granian" else start_gunicorn(env, log, None, None)
             stack.callback(proc.stop)
             running.hosts.append(base)
             running.pids.append(proc.popen.pid)

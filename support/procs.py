@@ -104,6 +104,34 @@ def start_gunicorn(
     return proc, base
 
 
+# Above any rush the lab makes (1,600 clients connecting at once). At granian's default of 1,024 the
+# kernel drops the SYNs that overflow the accept queue and the clients retry them 1, 3, 7, 15 s later:
+# requests waiting 30 s while the others are served in milliseconds.
+GRANIAN_BACKLOG = 4096
+
+
+def start_granian(env: Mapping[str, str], log: Path) -> tuple[Proc, str]:
+    """The API under granian, the server the lab compares with gunicorn; returns once /healthz is 200.
+
+    Its processes and threads are gunicorn.conf.py's under ``env`` (WEB_WORKERS workers, WEB_THREADS
+    blocking threads each), so the two servers run the same layout. Only the lab starts it: the
+    service's own processes (Procfile, Dockerfile) run gunicorn, whose hooks set up logging and metrics.
+    """
+    layout = gunicorn_settings(env)
+    port = free_port()
+    metrics = log.parent / f"metrics-{port}"  # prometheus-client's multiprocess folder (gunicorn's on_starting)
+    metrics.mkdir(parents=True)
+    args = [
+        *(sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", str(layout["workers"]), "--blocking-threads", str(layout["threads"])),
+        *("--backlog", str(GRANIAN_BACKLOG), "--no-access-log", "wsgi:app"),
+    ]
+    proc = Proc(args, dict(env, PROMETHEUS_MULTIPROC_DIR=str(metrics)), log)
+    base = f"http://127.0.0.1:{port}"
+    wait_answering(proc, f"{base}/healthz", 30, "granian")
+    return proc, base
+
+
 def wait_answering(proc: Proc, url: str, timeout_s: float, name: str) -> None:
     """Poll ``url`` until it answers 200; stop ``proc`` and fail if it exits or never does."""
 

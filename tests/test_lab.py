@@ -8,15 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
+import requests
 from flask import Flask
 
 from app.extensions import clients, db
 from experiments import lab
 from experiments.audit import audit
+from experiments.stack import service
 from jobs.drain import drain
 from support.procs import ROOT
 from support.queue import fill_queue
+from tests.conftest import bearer, make_members
 
 
 @pytest.mark.slow
@@ -116,3 +120,24 @@ def test_repeats_interleave_so_drift_favours_no_strategy() -> None:
 def test_usage_names_the_command_and_shows_defaults() -> None:
     usage = lab.parser().format_help()
     assert usage.startswith("usage: python -m experiments.lab") and "(default: 1600)" in usage
+
+
+def test_granian_serves_the_api_the_lab_compares(app: Flask, process_env: dict[str, str], tmp_path: Path) -> None:
+    """--server granian: the same app, workers and threads, through real HTTP; a rush's download and read."""
+    ((_, seller),) = make_members(app, 1, role="seller", prefix="seller")
+    ((_, member),) = make_members(app, 1)
+    env = dict(process_env, WEB_WORKERS="2", WEB_THREADS="4")
+    with service(env, 1, tmp_path, drain=False, server="granian") as running:
+        (base,) = running.hosts
+        server = psutil.Process(running.pids[0])
+        assert "granian" in server.cmdline() and len(server.children(recursive=True)) >= 2  # and its two workers
+        coupon = requests.post(f"{base}/coupons", json={"name": "g", "quantity": 1}, headers=bearer(seller), timeout=10)
+        assert coupon.status_code == 201, coupon.text
+        url = f"{base}/coupons/{coupon.json()['id']}"
+        won = requests.post(f"{url}/download", headers=bearer(member), timeout=10)
+        assert won.status_code == 202 and won.json()["status"] == "pending", won.text
+        again = requests.post(f"{url}/download", headers=bearer(member), timeout=10)
+        assert again.status_code == 409 and again.json()["error"] == "already_issued", again.text
+        read = requests.get(url, headers=bearer(member), timeout=10)
+        assert read.status_code == 200 and read.json()["remaining"] == 0, read.text
+    assert lab.parse(["--server", "granian"]).server == "granian" and lab.parse([]).server == "gunicorn"
