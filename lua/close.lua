@@ -11,15 +11,15 @@ local state = redis.call('HMGET', KEYS[1], 'starts_ms', 'ends_ms')
 if not state[2] then
   return 0
 end
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local at_ms = now_ms()
 local ends_ms = tonumber(state[2])
-if ends_ms > 0 and ends_ms <= now_ms then
+local closed = window_closed(tonumber(state[1]), ends_ms, at_ms)
+if closed == ENDED then
   return ends_ms
 end
-if tonumber(state[1]) > now_ms then
-  redis.call('HSET', KEYS[1], 'starts_ms', now_ms, 'ends_ms', now_ms)
+if closed == NOT_STARTED then
+  redis.call('HSET', KEYS[1], 'starts_ms', at_ms, 'ends_ms', at_ms)
 else
-  redis.call('HSET', KEYS[1], 'ends_ms', now_ms)
+  redis.call('HSET', KEYS[1], 'ends_ms', at_ms)
 end
-return now_ms
+return at_ms

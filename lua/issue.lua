@@ -19,31 +19,26 @@
 
 local state = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms')
 if not state[1] then
-  return 1
+  return NOT_FOUND
 end
 
-local now = redis.call('TIME')
-local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local now_ms = math.floor(now_us / 1000)
-if now_ms < tonumber(state[2]) then
-  return 2
-end
-local ends_ms = tonumber(state[3])
-if ends_ms > 0 and now_ms >= ends_ms then
-  return 3
+local accepted_us = now_us()
+local closed = window_closed(tonumber(state[2]), tonumber(state[3]), math.floor(accepted_us / 1000))
+if closed then
+  return closed
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  return 4
+  return ALREADY_ISSUED
 end
 if tonumber(state[1]) <= 0 then
-  return 5
+  return SOLD_OUT
 end
 
 redis.call('HINCRBY', KEYS[1], 'stock', -1)
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[3], now_us, ARGV[1])
+redis.call('ZADD', KEYS[3], accepted_us, ARGV[1])
 if KEYS[5] then
   redis.call('SADD', KEYS[4], ARGV[2])
   redis.call('SADD', KEYS[5], ARGV[2])
 end
-return 0
+return OK

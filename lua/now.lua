@@ -5,5 +5,4 @@
 --
 -- Returns: epoch milliseconds.
 
-local now = redis.call('TIME')
-return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return now_ms()

@@ -9,14 +9,14 @@ import redis_lock
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from strategies import keys, scripts, state
+from strategies import keys, scripts
 from strategies.base import Outcome, Unavailable
 from strategies.clock import utcnow
 from strategies.tables import insert_ignore, member_coupon
 
 log = logging.getLogger(__name__)
 
-# lock_check.lua's answers other than "take the lock".
+# lock_check.lua's and take_stock.lua's answers other than "go on".
 CHECKED = {
     scripts.NOT_FOUND: Outcome.NOT_FOUND,
     scripts.NOT_STARTED: Outcome.NOT_STARTED,
@@ -35,6 +35,11 @@ class LockStrategy:
       before the commit, so two holders can never both take the last unit; the one that finds
       none rolls its INSERT back and answers sold_out.
     - no double issue: UNIQUE(member_id, coupon_id) refuses the second INSERT.
+
+    The window is judged by Redis's clock before the lock (most refusals wait for nothing), and
+    again by take_stock.lua, the moment of decision: a request that waited for the lock past the
+    end (``ends_at``, or the seller's close) takes no unit, rolls its INSERT back and answers
+    ended. Its row's ``issued_at``, read before that decision, is earlier than the end.
 
     What keeps "no unit lost": take_stock.lua notes the member in ``keys.unsettled`` in the same
     atomic step as the decrement, and the note is removed only once the commit is known to have
@@ -79,9 +84,11 @@ class LockStrategy:
         unsettled = self._client.smembers(keys.unsettled(coupon_id))
         if unsettled:
             self.settle(coupon_id, [int(m) for m in unsettled])
-        left = state.stock(self._client, coupon_id)
-        if left is None or left <= 0:
-            return Outcome.SOLD_OUT
+        # The window may have ended while this request waited for the lock: judged again now, and
+        # once more at the decision (take_stock.lua), both by Redis's clock.
+        code = int(self._check(keys=[keys.coupon(coupon_id), keys.unsettled(coupon_id)]))
+        if code != scripts.OK:
+            return Outcome.SOLD_OUT if code == scripts.NOT_FOUND else CHECKED[code]  # state gone: nothing to take
         with self._engine.connect() as conn:
             if self._has_row(conn, coupon_id, member_id):
                 return Outcome.ALREADY_ISSUED
@@ -92,9 +99,10 @@ class LockStrategy:
             except IntegrityError:
                 conn.rollback()
                 return Outcome.ALREADY_ISSUED
-            if not self._take_stock(keys=[keys.coupon(coupon_id), keys.unsettled(coupon_id)], args=[member_id]):
+            taken = int(self._take_stock(keys=[keys.coupon(coupon_id), keys.unsettled(coupon_id)], args=[member_id]))
+            if taken != scripts.OK:  # ended meanwhile, or none left
                 conn.rollback()
-                return Outcome.SOLD_OUT
+                return CHECKED[taken]
             try:
                 conn.commit()
                 failed = None
