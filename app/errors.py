@@ -57,14 +57,6 @@ class Conflict(ApiError):
         self.code = code
 
 
-class SoldOut(ApiError):
-    status, code, message = 410, "sold_out", "Every coupon of this kind has been given out."
-
-
-class ServiceUnavailable(ApiError):
-    status, code, message = 503, "unavailable", "The service cannot decide right now; try again."
-
-
 class Refused(ApiError):
     """A download the strategy refused; its code is the outcome's word."""
 
@@ -83,8 +75,10 @@ OUTCOME_HTTP: dict[Outcome, tuple[int, str | None]] = {
     Outcome.NOT_STARTED: (409, "The coupon's download window has not opened yet."),
     Outcome.ENDED: (409, "The coupon's download window has closed."),
     Outcome.ALREADY_ISSUED: (409, "You already have this coupon."),
-    Outcome.SOLD_OUT: (410, SoldOut.message),
+    Outcome.SOLD_OUT: (410, "Every coupon of this kind has been given out."),
 }
+# The answer to an outage (Redis, the database or the lock not had in time): the outcome is unknown.
+UNAVAILABLE_MESSAGE = "The service cannot decide right now; try again."
 
 
 def outcome_status(outcome: Outcome) -> int:
@@ -145,7 +139,7 @@ def register_error_handlers(app: Flask) -> None:
             from app.metrics import count_download
 
             count_download("unavailable")
-        return error_response(503, "unavailable", ServiceUnavailable.message)
+        return error_response(503, "unavailable", UNAVAILABLE_MESSAGE)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:

@@ -33,7 +33,7 @@ RETRY_AFTER_ERROR_S = 1.0
 
 
 class Sweep:
-    """A cursor through the registry of open coupons, a slice a tick.
+    """A cursor through the coupon registry (``keys.COUPON_REGISTRY``), a slice a tick.
 
     The due set is how winners are found (the API notes a coupon there after each win); the
     sweep is the backstop for a win whose note was never written (the API process died between
@@ -45,17 +45,17 @@ class Sweep:
 
     def step(self, client: Any) -> None:
         """Look at the next SWEEP_COUNT coupons of the registry."""
-        self.cursor, members = client.sscan(keys.OPEN_COUPONS, self.cursor, count=SWEEP_COUNT)
+        self.cursor, members = client.sscan(keys.COUPON_REGISTRY, self.cursor, count=SWEEP_COUNT)
         coupon_ids = [int(c) for c in members]
         if not coupon_ids:
             return
-        # Stock before queue length: the lua strategy's stock never comes back, so once a read shows
-        # none left, no winner can join the queue after it, and an empty queue read next means the
+        # Stock before queue length: no strategy ever gives a unit back, so once a read shows none
+        # left, no winner can join the queue after it, and an empty queue read next means the
         # coupon is done. Read the other way round, a last winner accepted between the two reads
         # would be forgotten. On a cluster the two of one coupon share a slot, so they keep order.
         pipe = client.pipeline(transaction=False)
         for coupon_id in coupon_ids:
-            state.queue_read(pipe, coupon_id)
+            state.add_state_read(pipe, coupon_id)
             pipe.zcard(keys.queue(coupon_id))
         replies = pipe.execute()
         now_ms = state.now_ms(client)
@@ -64,7 +64,7 @@ class Sweep:
             if waiting:
                 client.sadd(keys.DRAIN_DUE, coupon_id)
             elif _finished(found, now_ms):
-                client.srem(keys.OPEN_COUPONS, coupon_id)
+                client.srem(keys.COUPON_REGISTRY, coupon_id)
 
 
 def tick(client: Any, broker: redis.Redis, queue: Queue, job_timeout_s: int, sweep: Sweep | None = None) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 
 def utcnow() -> datetime:
@@ -39,13 +38,3 @@ def from_epoch_ms(value: int) -> datetime | None:
 def from_epoch_us(value: float) -> datetime:
     """Epoch microseconds (a queue entry's score) as a naive-UTC time."""
     return datetime.fromtimestamp(value / 1e6, UTC).replace(tzinfo=None)
-
-
-def redis_now_ms(client: Any) -> int:
-    """Redis's clock in epoch milliseconds: the one every window decision is judged by.
-
-    The issue script reads TIME inside Redis; a host whose clock is skewed must not decide
-    differently, so the scheduler, the lock strategy and registration ask the same clock.
-    """
-    seconds, micros = client.time()
-    return int(seconds) * 1000 + int(micros) // 1000

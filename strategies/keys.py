@@ -1,8 +1,9 @@
 """Redis key names: every key one issuance touches carries the coupon's hash tag ``{<id>}``."""
 
-# Coupons whose queue may still receive or hold winners; the scheduler reads it instead of
-# scanning the keyspace. Not part of any script, so it needs no hash tag.
-OPEN_COUPONS = "coupon_registry"
+# The coupon registry: coupons whose queue may still receive or hold winners; the scheduler
+# sweeps it instead of scanning the keyspace. Not part of any script, so it needs no hash tag.
+COUPON_REGISTRY = "coupon_registry"
+OPEN_COUPONS = COUPON_REGISTRY  # the name experiments/bench.py and experiments/coupon_count.py use
 
 # Coupons with winners waiting in their queue (lua): added after each win, removed by the drain
 # once the queue is empty. The scheduler's tick reads only this, so it costs O(coupons being
@@ -40,8 +41,13 @@ def unsettled(coupon_id: int) -> str:
 
 
 def issue_lock(coupon_id: int) -> str:
-    """Name of the lock strategy's per-coupon lock (python-redis-lock prefixes ``lock:``)."""
-    return f"coupon:{{{coupon_id}}}"
+    """Name of the lock strategy's per-coupon lock: the coupon hash's own name, on purpose.
+
+    python-redis-lock keeps a lock named N at ``lock:N`` and wakes its waiters through
+    ``lock-signal:N``, so the lock's keys are not the hash; named after it, they say whose lock
+    they are and carry the coupon's hash tag (one slot with the hash on a cluster).
+    """
+    return coupon(coupon_id)
 
 
 def drain_lock(coupon_id: int) -> str:

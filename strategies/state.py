@@ -1,8 +1,9 @@
 """A coupon's issuance state in Redis: the one module that reads and writes the coupon hash.
 
-Registration loads it in one step and never overwrites it; downloads read it; the lock
-strategy's settlement gives a unit back; the scheduler and the audit read stock and window.
-Every window decision uses Redis's clock (``now_ms``), the one the issue script reads.
+Registration loads it in one step and never overwrites it; downloads read it; a close ends its
+window; the scripts alone take stock, and nothing ever gives a unit back; the scheduler and the
+audit read stock and window. Every window decision uses Redis's clock (``now_ms``), the one the
+scripts read.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from strategies import keys, scripts
-from strategies.base import Outcome
 
 RESTORE_CHUNK = 10_000  # members or coupons per command when rebuilding or checking state
 
@@ -29,8 +29,8 @@ class CouponState:
 
 def register(client: Any, coupon_id: int, name: str, quantity: int, starts_ms: int, ends_ms: int) -> bool:
     """Load a new coupon in one step; False (and nothing changed) if the coupon has state already."""
-    # Open first: any winner the coupon gets can then be found by the scheduler's sweep.
-    client.sadd(keys.OPEN_COUPONS, coupon_id)
+    # In the registry first: any winner the coupon gets can then be found by the scheduler's sweep.
+    client.sadd(keys.COUPON_REGISTRY, coupon_id)
     loaded = scripts.register(client, "register")(
         keys=[keys.coupon(coupon_id)], args=[name, quantity, starts_ms, ends_ms]
     )
@@ -42,7 +42,7 @@ def register_many(client: Any, coupons: list[tuple[int, str, int, int, int]]) ->
     script = scripts.register(client, "register")
     pipe = client.pipeline(transaction=False)
     for coupon_id, name, quantity, starts_ms, ends_ms in coupons:
-        pipe.sadd(keys.OPEN_COUPONS, coupon_id)
+        pipe.sadd(keys.COUPON_REGISTRY, coupon_id)
         script(keys=[keys.coupon(coupon_id)], args=[name, quantity, starts_ms, ends_ms], client=pipe)
     pipe.execute()
 
@@ -59,7 +59,7 @@ def restore(
         return False
     for start in range(0, len(winners), RESTORE_CHUNK):
         client.sadd(keys.winners(coupon_id), *winners[start : start + RESTORE_CHUNK])
-    client.sadd(keys.OPEN_COUPONS, coupon_id)
+    client.sadd(keys.COUPON_REGISTRY, coupon_id)
     loaded = scripts.register(client, "register")(
         keys=[keys.coupon(coupon_id)], args=[name, quantity, starts_ms, ends_ms, quantity - len(winners)]
     )
@@ -80,7 +80,7 @@ def missing(client: Any, coupon_ids: list[int]) -> list[int]:
 
 def now_ms(client: Any, coupon_id: int | None = None) -> int:
     """Redis's clock in epoch milliseconds (on a cluster, the clock of the coupon's node)."""
-    route = keys.coupon(coupon_id) if coupon_id is not None else keys.OPEN_COUPONS
+    route = keys.coupon(coupon_id) if coupon_id is not None else keys.COUPON_REGISTRY
     return int(scripts.register(client, "now")(keys=[route]))
 
 
@@ -93,12 +93,12 @@ def read_many(client: Any, coupon_ids: list[int]) -> list[CouponState | None]:
     """Several coupons' states in one pipelined round trip (one per node on a cluster)."""
     pipe = client.pipeline(transaction=False)
     for coupon_id in coupon_ids:
-        queue_read(pipe, coupon_id)
+        add_state_read(pipe, coupon_id)
     return [from_hash(raw) for raw in pipe.execute()]
 
 
-def queue_read(pipe: Any, coupon_id: int) -> None:
-    """Queue the coupon's read in ``pipe``; its reply goes through :func:`from_hash`."""
+def add_state_read(pipe: Any, coupon_id: int) -> None:
+    """Add a read of the coupon hash to ``pipe``; its reply goes through :func:`from_hash`."""
     pipe.hgetall(keys.coupon(coupon_id))
 
 
@@ -118,11 +118,6 @@ def close(client: Any, coupon_id: int) -> int | None:
     return ends_ms or None
 
 
-def return_unit(client: Any, coupon_id: int) -> None:
-    """Give one unit back (the lock strategy's settlement of a commit that did not happen)."""
-    client.hincrby(keys.coupon(coupon_id), "stock", 1)
-
-
 def from_hash(raw: dict[Any, Any]) -> CouponState | None:
     """A CouponState from the coupon hash's fields as HGETALL returns them; None for an empty hash."""
     if not raw:
@@ -135,15 +130,6 @@ def from_hash(raw: dict[Any, Any]) -> CouponState | None:
         starts_ms=int(field["starts_ms"]),
         ends_ms=int(field["ends_ms"]),
     )
-
-
-def window_outcome(state: CouponState, now_ms: int) -> Outcome | None:
-    """NOT_STARTED or ENDED when the window is closed at ``now_ms`` (Redis's clock), else None."""
-    if now_ms < state.starts_ms:
-        return Outcome.NOT_STARTED
-    if state.ends_ms and now_ms >= state.ends_ms:
-        return Outcome.ENDED
-    return None
 
 
 def _text(value: bytes | str) -> str:

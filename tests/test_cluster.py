@@ -20,7 +20,7 @@ TAG = re.compile(rb"\{(\d+)\}")
 BROKER_MARKERS = {"drain_enqueued"}  # builders in strategies/keys.py of keys that live on REDIS_URL
 MEMBER_KEYS = {"member_pending"}  # builders keyed by a member, written outside the script
 # Sets written outside any script, across coupons: they need no tag.
-UNTAGGED = {keys.OPEN_COUPONS.encode(), keys.DRAIN_DUE.encode(), keys.DRAIN_ROWS.encode()}
+UNTAGGED = {keys.COUPON_REGISTRY.encode(), keys.DRAIN_DUE.encode(), keys.DRAIN_ROWS.encode()}
 LOCK_NAMES = {"issue_lock", "drain_lock"}  # python-redis-lock makes two keys of each name
 
 

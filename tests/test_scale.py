@@ -44,7 +44,7 @@ def test_tick_enqueues_and_forgets_only_what_it_may(backend: tuple[Flask, dict[s
     now_ms = int(time.time() * 1000)
     with app.app_context():
         issuance, broker = clients().state_redis, clients().broker
-        issuance.sadd(keys.OPEN_COUPONS, 1)  # being registered: in the registry, its hash not written yet
+        issuance.sadd(keys.COUPON_REGISTRY, 1)  # being registered: in the registry, its hash not written yet
         state.register(issuance, 2, "sold out, drained", 1, 0, 0)
         issuance.hset(keys.coupon(2), "stock", 0)
         fill_queue(issuance, 3, 4)  # sold out, four winners waiting
@@ -55,7 +55,7 @@ def test_tick_enqueues_and_forgets_only_what_it_may(backend: tuple[Flask, dict[s
 
         assert tick(issuance, broker, queue, job_timeout_s=60) == 1
         assert [job.args for job in queue.get_jobs()] == [(3,)]
-        assert {int(c) for c in issuance.smembers(keys.OPEN_COUPONS)} == {1, 3, 4, 6}
+        assert {int(c) for c in issuance.smembers(keys.COUPON_REGISTRY)} == {1, 3, 4, 6}
         assert tick(issuance, broker, queue, job_timeout_s=60) == 0  # marked: no second job while one waits
         assert queue.count == 1
 
