@@ -143,9 +143,11 @@ def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the API."""
+    """Mount the API, its ids in paths read by one converter."""
     from app import auth, coupons, docs, health, members, openapi, sellers
+    from app.ids import IdConverter
 
+    app.url_map.converters["id"] = IdConverter
     for module in (auth, coupons, members, sellers, health, openapi, docs):
         app.register_blueprint(module.bp)
 

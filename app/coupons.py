@@ -19,14 +19,14 @@ def create() -> tuple[Response, int]:
     return jsonify(issuance.register_coupon(current_member_id(), parse(NewCoupon))), 201
 
 
-@bp.get("/<int:coupon_id>")
+@bp.get("/<id:coupon_id>")
 @role_required("member", "seller")
 def show(coupon_id: int) -> Response:
     """A coupon with what remains of it."""
     return jsonify(issuance.coupon_view(coupon_id))
 
 
-@bp.post("/<int:coupon_id>/download")
+@bp.post("/<id:coupon_id>/download")
 @role_required("member", lookup=False)
 def download(coupon_id: int) -> tuple[Response, int]:
     """The hot endpoint: 201 issued (lock) or 202 pending (lua); a refusal is its contract error."""
@@ -37,14 +37,14 @@ def download(coupon_id: int) -> tuple[Response, int]:
     return jsonify(coupon_id=coupon_id, member_id=member_id, status=outcome.value), status
 
 
-@bp.post("/<int:coupon_id>/close")
+@bp.post("/<id:coupon_id>/close")
 @role_required("seller")
 def close(coupon_id: int) -> Response:
     """End the coupon's window now (its seller only); closing a closed coupon changes nothing."""
     return jsonify(issuance.close_coupon(coupon_id, current_member_id()))
 
 
-@bp.get("/<int:coupon_id>/stats")
+@bp.get("/<id:coupon_id>/stats")
 @role_required("seller")
 def stats(coupon_id: int) -> Response:
     """Reserved, persisted and pending counts for the coupon's seller."""

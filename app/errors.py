@@ -12,6 +12,7 @@ from flask import Flask, Response, jsonify, request
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
+from app.ids import UnknownId
 from strategies import Outcome, Unavailable
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,11 @@ def register_error_handlers(app: Flask) -> None:
         wait_s = math.ceil(breached.reset_at - time.time()) if breached is not None else 60
         response.headers["Retry-After"] = str(max(1, wait_s))
         return response, status
+
+    @app.errorhandler(UnknownId)
+    def unknown_id(_exc: UnknownId) -> tuple[Response, int]:
+        # The only ids in paths are coupons'.
+        return error_response(CouponNotFound.status, CouponNotFound.code, CouponNotFound.message)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

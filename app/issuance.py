@@ -16,7 +16,6 @@ from strategies import Outcome, Unavailable, keys, state
 from strategies.clock import epoch_ms, from_epoch_ms, from_epoch_us, iso
 
 log = logging.getLogger(__name__)
-MAX_ID = 2**63 - 1
 REGISTER_TRIES = 2  # the state load is idempotent: a second try settles a lost reply
 
 
@@ -69,7 +68,7 @@ def coupon_body(coupon: Coupon, remaining: int | None) -> dict[str, Any]:
 
 def coupon_view(coupon_id: int) -> dict[str, Any]:
     """A coupon as members see it, from one Redis read."""
-    found = state.read(clients().state_redis, coupon_id) if coupon_id <= MAX_ID else None
+    found = state.read(clients().state_redis, coupon_id)
     if found is None:
         raise _not_found_or_missing(coupon_id)
     return state_body(coupon_id, found)
@@ -89,15 +88,15 @@ def state_body(coupon_id: int, found: state.CouponState) -> dict[str, Any]:
 
 def download(coupon_id: int, member_id: int) -> Outcome:
     """Ask the configured strategy; a coupon with a row but no Redis state is an outage, not "not found"."""
-    outcome = clients().strategy.issue(coupon_id, member_id) if coupon_id <= MAX_ID else Outcome.NOT_FOUND
-    if outcome is Outcome.NOT_FOUND and coupon_id <= MAX_ID:
+    outcome = clients().strategy.issue(coupon_id, member_id)
+    if outcome is Outcome.NOT_FOUND:
         raise _not_found_or_missing(coupon_id)
     return outcome
 
 
 def _not_found_or_missing(coupon_id: int) -> Exception:
     """CouponNotFound, or Unavailable (logged) when the database has the coupon and Redis lost it."""
-    if coupon_id <= MAX_ID and recovery.has_row(coupon_id):
+    if recovery.has_row(coupon_id):
         log.error("coupon %s has a row but no Redis state; see 'flask --app wsgi rebuild-state'", coupon_id)
         return Unavailable(f"coupon {coupon_id} has no Redis state")
     return CouponNotFound()
@@ -155,7 +154,7 @@ def coupon_stats(coupon_id: int, seller_id: int) -> dict[str, int]:
 
 def _owned(coupon_id: int, seller_id: int, refusal: str) -> Coupon:
     """The coupon's row; CouponNotFound, or Forbidden with ``refusal`` if another seller owns it."""
-    coupon = db.session.get(Coupon, coupon_id) if coupon_id <= MAX_ID else None
+    coupon = db.session.get(Coupon, coupon_id)
     if coupon is None:
         raise CouponNotFound()
     if coupon.seller_id != seller_id:

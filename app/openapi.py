@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 
+from app.ids import MAX_ID
 from app.validation import MAX_QUANTITY, Credentials, NewCoupon
 
 bp = Blueprint("openapi", __name__)
@@ -130,7 +131,13 @@ def operation(
     return op
 
 
-COUPON_ID = {"name": "coupon_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+COUPON_ID = {
+    "name": "coupon_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    "description": "ASCII digits without a leading zero; any other spelling names no coupon",
+}
 PAGE = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
     {"name": "cursor", "in": "query", "schema": STR, "description": "the previous page's next_cursor, as it was"},

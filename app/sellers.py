@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
-from app import issuance
+from app import ids, issuance
 from app.auth import current_member_id, role_required
 from app.errors import InvalidRequest
 
@@ -14,7 +15,6 @@ bp = Blueprint("sellers", __name__, url_prefix="/sellers")
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100  # coupons a page
 LIMIT = re.compile(r"[0-9]{1,3}")
-CURSOR = re.compile(r"[1-9][0-9]{0,18}")  # what next_cursor holds: the id of the page's last coupon
 
 
 @bp.get("/me/coupons")
@@ -28,20 +28,18 @@ def my_coupons() -> Response:
 
 def page_args() -> tuple[int, int | None]:
     """``limit`` (1..100, default 20) and the cursor's coupon id, from the query; InvalidRequest otherwise."""
-    limit = _arg("limit", LIMIT, f"limit: must be an integer in 1..{MAX_LIMIT}")
-    cursor = _arg("cursor", CURSOR, "cursor: must be the next_cursor of a previous page")
+    limit = _arg("limit", LIMIT.fullmatch, f"limit: must be an integer in 1..{MAX_LIMIT}")
+    cursor = _arg("cursor", ids.parse, "cursor: must be the next_cursor of a previous page")
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit: must be an integer in 1..{MAX_LIMIT}")
-    if cursor is not None and cursor > issuance.MAX_ID:
-        raise InvalidRequest("cursor: must be the next_cursor of a previous page")
     return limit or DEFAULT_LIMIT, cursor
 
 
-def _arg(name: str, form: re.Pattern[str], refusal: str) -> int | None:
+def _arg(name: str, form: Callable[[str], object], refusal: str) -> int | None:
     """The query parameter ``name`` as an integer, if given once and of ``form``; None if absent."""
     values = request.args.getlist(name)
     if not values:
         return None
-    if len(values) > 1 or not form.fullmatch(values[0]):
+    if len(values) > 1 or not form(values[0]):
         raise InvalidRequest(f"{refusal}, given once")
     return int(values[0])

@@ -75,7 +75,7 @@ def aim(case: Case, app: Flask, api: dict[str, Any], token: str | None) -> dict[
 def served(app: Flask) -> set[tuple[str, str]]:
     """(method, path) of every API route ``app`` serves, in the description's path syntax."""
     return {
-        (method, rule.rule.replace("<int:coupon_id>", "{coupon_id}"))
+        (method, rule.rule.replace("<id:coupon_id>", "{coupon_id}"))
         for rule in app.url_map.iter_rules()
         if rule.endpoint not in FILES
         for method in rule.methods - {"HEAD", "OPTIONS"}
