@@ -6,8 +6,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from strategies import STRATEGIES
+
 DEV_JWT_SECRET = "coupon-rush-development-secret-change-me"  # noqa: S105 - refused in production
-STRATEGIES = ("lock", "lua")
 APP_ENVS = ("development", "production")
 MIN_SECRET_BYTES = 32  # HS256: a key shorter than the hash's 32 bytes weakens it (RFC 7518 3.2)
 

@@ -31,11 +31,11 @@ from experiments.bench import drain_benchmark
 from experiments.costs import database_pids
 from experiments.live import Live
 from experiments.results import DrainBench, RunResult
+from strategies import STRATEGIES
 from support.procs import GRANIAN_BACKLOG, ROOT, gunicorn_settings
 
 log = logging.getLogger("lab")
 SELLER = "lab-seller"
-STRATEGIES = ("lock", "lua")
 DEMO = {"users": 200, "duration": 8, "quantity": 500, "members": 5000, "locust_workers": 1, "drain_winners": 5000}
 
 
