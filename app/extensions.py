@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import partial
 from typing import Any
 
 import redis
@@ -17,6 +16,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
 import strategies
+from app.adapters import move_limiter_hooks
 from strategies import tables
 
 
@@ -131,27 +131,9 @@ def init_limiter(app: Flask) -> None:
         {"socket_timeout": app.config["REDIS_SOCKET_TIMEOUT_S"], "socket_connect_timeout": 2},
     )
     limiter.init_app(app)
-    # Flask-Limiter hooks every request of the app: its before_request alone cost ~40 us a request
-    # with no limit to check. Only /auth/login is limited and its decorator checks by itself, so
-    # the hooks that count failures and free the context move to the auth blueprint, and the
-    # download path pays nothing.
-    hook_lists: tuple[dict[Any, list[Any]], ...] = (
-        app.before_request_funcs,
-        app.after_request_funcs,
-        app.teardown_request_funcs,
-    )
-    for hooks in hook_lists:
-        mine = [hook for hook in hooks.get(None, []) if _bound_to_limiter(hook)]
-        for hook in mine:
-            hooks[None].remove(hook)
-            if hooks is not app.before_request_funcs:
-                hooks.setdefault("auth", []).append(hook)
-
-
-def _bound_to_limiter(hook: Any) -> bool:
-    if isinstance(hook, partial):
-        return bool(hook.args) and hook.args[0] is limiter
-    return getattr(hook, "__self__", None) is limiter
+    # Only /auth/login is limited: the limiter's hooks run for the auth blueprint alone, and the
+    # download path pays nothing for them.
+    move_limiter_hooks(app, limiter, "auth")
 
 
 def init_clients(app: Flask) -> None:

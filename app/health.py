@@ -8,9 +8,9 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
-from app import recovery
 from app.extensions import clients, db
 from app.metrics import drain_status
+from strategies import recovery
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def healthz() -> tuple[Response, int]:
         body["drain"] = drain_status(clients().state_redis, clients().broker)
         # Open coupons the last check at start found without Redis state: downloads of them answer 503
         # until 'flask --app wsgi rebuild-state'. Reported, not fatal: every other coupon still serves.
-        missing = recovery.reported()
+        missing = recovery.reported(clients().state_redis)
         body["coupons_missing_state"] = missing[:MISSING_SHOWN]
         body["coupons_missing_state_count"] = len(missing)
     if not healthy:

@@ -7,7 +7,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import recovery
 from app.errors import CouponNotFound, Forbidden, InvalidRequest
 from app.extensions import clients, db
 from app.models import Coupon, MemberCoupon
@@ -96,7 +95,7 @@ def download(coupon_id: int, member_id: int) -> Outcome:
 
 def _not_found_or_missing(coupon_id: int) -> Exception:
     """CouponNotFound, or Unavailable (logged) when the database has the coupon and Redis lost it."""
-    if recovery.has_row(coupon_id):
+    if db.session.get(Coupon, coupon_id) is not None:  # the database knows it: Redis lost it
         log.error("coupon %s has a row but no Redis state; see 'flask --app wsgi rebuild-state'", coupon_id)
         return Unavailable(f"coupon {coupon_id} has no Redis state")
     return CouponNotFound()

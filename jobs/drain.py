@@ -9,8 +9,8 @@ from typing import Any
 import redis_lock
 import sqlalchemy as sa
 
+from app import background
 from jobs import enqueued
-from jobs.context import app_context
 from strategies import keys
 from strategies.clock import from_epoch_us
 from strategies.tables import insert_ignore
@@ -101,22 +101,15 @@ def _release(lock: redis_lock.Lock, coupon_id: int) -> None:
 
 def drain_coupon(coupon_id: int) -> int:
     """RQ job: drain one coupon with the service's configured clients and settings."""
-    with app_context() as app:
-        from app.extensions import clients, db
-
-        enqueued.clear(clients().broker, coupon_id)
-        cfg = app.config
-        try:
-            return drain(
-                clients().state_redis,
-                db.engine,
-                coupon_id,
-                cfg["DRAIN_BATCH"],
-                cfg["DRAIN_LOCK_EXPIRE_S"],
-                cfg["DRAIN_MAX_RUN_S"],
-            )
-        except sa.exc.DBAPIError:
-            # The database is out of reach: hold the next drain of this coupon off for a moment rather
-            # than fail one every tick. The winners wait in Redis; RQ records this failure.
-            enqueued.back_off(clients().broker, coupon_id)
-            raise
+    service = background.current()
+    enqueued.clear(service.broker, coupon_id)
+    settings = service.drain
+    try:
+        return drain(
+            service.state_redis, service.engine, coupon_id, settings.batch, settings.lock_expire_s, settings.max_run_s
+        )
+    except sa.exc.DBAPIError:
+        # The database is out of reach: hold the next drain of this coupon off for a moment rather
+        # than fail one every tick. The winners wait in Redis; RQ records this failure.
+        enqueued.back_off(service.broker, coupon_id)
+        raise

@@ -15,11 +15,10 @@ from typing import Any
 import redis
 from rq import Queue
 
-from app.logs import configure as configure_logging
+from app import background
 from jobs import enqueued
-from jobs.context import app_context
 from jobs.drain import drain_coupon
-from strategies import keys, state
+from strategies import keys, recovery, state
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +95,10 @@ def _finished(found: state.CouponState | None, now_ms: int) -> bool:
     return found.stock <= 0 or ended
 
 
-def _check_state() -> None:
+def _check_state(service: background.Background) -> None:
     """At start: report open coupons whose Redis state is missing (a Redis that lost its data)."""
-    from app import recovery
-
     try:
-        recovery.check()
+        recovery.check(service.state_redis, service.engine)
     except Exception:  # a report, never a reason not to drain
         log.exception("could not check coupons for missing Redis state")
 
@@ -110,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     """Tick until SIGTERM or Ctrl-C; a Redis error is logged and retried, never fatal."""
     parser = argparse.ArgumentParser(prog="python -m jobs.scheduler", description=__doc__.splitlines()[0])
     parser.parse_args(argv)  # --help prints usage and exits before anything starts
-    configure_logging("scheduler")
+    service = background.start("scheduler")
     stopping = False
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -118,27 +115,24 @@ def main(argv: list[str] | None = None) -> None:
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    with app_context() as app:
-        from app.extensions import clients
-
-        interval_s = app.config["DRAIN_INTERVAL_MS"] / 1000
-        queue = Queue(app.config["DRAIN_QUEUE"], connection=clients().broker)
-        job_timeout_s = app.config["DRAIN_MAX_RUN_S"] + 60
-        sweep = Sweep()
-        _check_state()
-        log.info("scheduling drains every %s ms on queue %s", app.config["DRAIN_INTERVAL_MS"], queue.name)
-        try:
-            while not stopping:
-                try:
-                    tick(clients().state_redis, clients().broker, queue, job_timeout_s, sweep)
-                    # Redis's clock, the one /healthz and /metrics measure ages by.
-                    clients().broker.set(keys.SCHEDULER_HEARTBEAT, state.now_ms(clients().state_redis) / 1000)
-                    time.sleep(interval_s)
-                except redis.RedisError as exc:  # unreachable, cluster down, OOM, read-only: wait and go on
-                    log.warning("Redis error, retrying in %s s: %s: %s", RETRY_AFTER_ERROR_S, type(exc).__name__, exc)
-                    time.sleep(RETRY_AFTER_ERROR_S)
-        except KeyboardInterrupt:
-            pass
+    interval_s = service.drain.interval_ms / 1000
+    queue = Queue(service.drain.queue, connection=service.broker)
+    job_timeout_s = service.drain.max_run_s + 60
+    sweep = Sweep()
+    _check_state(service)
+    log.info("scheduling drains every %s ms on queue %s", service.drain.interval_ms, queue.name)
+    try:
+        while not stopping:
+            try:
+                tick(service.state_redis, service.broker, queue, job_timeout_s, sweep)
+                # Redis's clock, the one /healthz and /metrics measure ages by.
+                service.broker.set(keys.SCHEDULER_HEARTBEAT, state.now_ms(service.state_redis) / 1000)
+                time.sleep(interval_s)
+            except redis.RedisError as exc:  # unreachable, cluster down, OOM, read-only: wait and go on
+                log.warning("Redis error, retrying in %s s: %s: %s", RETRY_AFTER_ERROR_S, type(exc).__name__, exc)
+                time.sleep(RETRY_AFTER_ERROR_S)
+    except KeyboardInterrupt:
+        pass
     log.info("scheduler stopped")
 
 

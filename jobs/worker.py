@@ -19,8 +19,8 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 
-from app.logs import configure as configure_logging
-from jobs.context import app_context
+from app import background
+from app.adapters import stop_requested
 
 log = logging.getLogger(__name__)
 RESTART_WAIT_S = 1.0  # between a worker that quit on an outage and its replacement
@@ -31,27 +31,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jobs.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
     args = parser.parse_args(argv)
-    configure_logging("worker")
-    with app_context() as app:
-        from app.extensions import clients
-
-        broker = clients().broker
-        while True:
-            try:
-                worker = SimpleWorker([Queue(app.config["DRAIN_QUEUE"], connection=broker)], connection=broker)
-                worker.work(burst=args.burst, logging_level="WARNING")
-                # RQ notes a SIGTERM or Ctrl-C here; anything else that ended work() was a failure.
-                if args.burst or worker._shutdown_requested_date is not None:
-                    return
-                log.warning("the RQ worker quit without being asked to; starting another in %s s", RESTART_WAIT_S)
-            except redis.RedisError as exc:  # unreachable, cluster down, OOM, read-only: replace the worker
-                log.warning(
-                    "Redis error, starting another worker in %s s: %s: %s", RESTART_WAIT_S, type(exc).__name__, exc
-                )
-            try:
-                time.sleep(RESTART_WAIT_S)
-            except StopRequested:  # the last worker's signal handler, still installed
+    service = background.start("worker")
+    while True:
+        try:
+            worker = SimpleWorker([Queue(service.drain.queue, connection=service.broker)], connection=service.broker)
+            worker.work(burst=args.burst, logging_level="WARNING")
+            # RQ notes a SIGTERM or Ctrl-C; anything else that ended work() was a failure.
+            if args.burst or stop_requested(worker):
                 return
+            log.warning("the RQ worker quit without being asked to; starting another in %s s", RESTART_WAIT_S)
+        except redis.RedisError as exc:  # unreachable, cluster down, OOM, read-only: replace the worker
+            log.warning("Redis error, starting another worker in %s s: %s: %s", RESTART_WAIT_S, type(exc).__name__, exc)
+        try:
+            time.sleep(RESTART_WAIT_S)
+        except StopRequested:  # the last worker's signal handler, still installed
+            return
 
 
 if __name__ == "__main__":
