@@ -65,14 +65,21 @@ def rows(app: Flask, coupon_id: int) -> list[tuple[int, datetime]]:
 
 
 def check_nothing_won_after(app: Flask, coupon_id: int, ends_at: datetime, answers: list[Any]) -> None:
-    """Every 201 is a row issued before the end; every refusal is already_issued or ended; no 5xx."""
+    """Every row issued before the end; a row for every 201 and for no refusal; no 500.
+
+    A 503 (the lock not had in time on a busy machine) says the outcome is unknown: its member may
+    have a row or not, but never one issued after the end either.
+    """
     statuses = Counter((a.status, a.error) for a in answers)
-    assert set(statuses) <= {(201, None), (409, "already_issued"), (409, "ended")}, statuses
+    assert set(statuses) <= {(201, None), (409, "already_issued"), (409, "ended"), (503, "unavailable")}, statuses
     assert statuses[(409, "ended")] > 0 and statuses[(201, None)] > 0, statuses  # the rush straddled the end
     found = rows(app, coupon_id)
     late = sorted(issued_at - ends_at for _, issued_at in found if issued_at >= ends_at)
     assert not late, f"{len(late)} rows issued after the end, by {late[0]} to {late[-1]}"
-    assert sorted(m for m, _ in found) == sorted(a.member_id for a in answers if a.status == 201)
+    with_row = {m for m, _ in found}
+    winners = [a.member_id for a in answers if a.status == 201]
+    assert len(winners) == len(set(winners)) and set(winners) <= with_row
+    assert with_row - set(winners) <= {a.member_id for a in answers if a.status == 503}
 
 
 def test_no_member_wins_after_the_seller_closed(app: Flask, base: str) -> None:
@@ -102,8 +109,8 @@ def test_no_member_wins_after_the_seller_closed(app: Flask, base: str) -> None:
 def test_no_member_wins_after_the_natural_end(app: Flask, base: str) -> None:
     members = make_members(app, LATE_MEMBERS)
     ((_, seller_token),) = make_members(app, 1, role="seller", prefix="seller")
-    # A whole second (the column's precision for ends_at) one to two seconds away.
-    ends_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    # A whole second (the column's precision for ends_at) two to three seconds away.
+    ends_at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
     coupon = new_coupon(base, seller_token, ends_at=ends_at.isoformat())
     assert datetime.fromisoformat(coupon["ends_at"]) == ends_at
     stop_at = time.monotonic() + (ends_at - datetime.now(UTC)).total_seconds() + 1.0
