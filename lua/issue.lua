@@ -23,7 +23,7 @@ if not state[1] then
 end
 
 local accepted_us = now_us()
-local closed = window_closed(tonumber(state[2]), tonumber(state[3]), math.floor(accepted_us / 1000))
+local closed = window_closed(tonumber(state[2]), tonumber(state[3]), ms_of(accepted_us))
 if closed then
   return closed
 end

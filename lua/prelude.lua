@@ -10,9 +10,14 @@ local function now_us()
   return tonumber(now[1]) * 1000000 + tonumber(now[2])
 end
 
--- Redis's clock in epoch milliseconds: the unit of starts_ms and ends_ms.
+-- Epoch microseconds as epoch milliseconds: the unit of starts_ms and ends_ms.
+local function ms_of(us)
+  return math.floor(us / 1000)
+end
+
+-- Redis's clock in epoch milliseconds.
 local function now_ms()
-  return math.floor(now_us() / 1000)
+  return ms_of(now_us())
 end
 
 -- The window's verdict at at_ms: NOT_STARTED before starts_ms, ENDED from ends_ms on (0: no end),
