@@ -26,11 +26,12 @@ from flask import Flask
 from app import create_app, embedded
 from app.extensions import clients, db
 from app.logs import configure as configure_logging
-from experiments import provenance, report
-from experiments.bench import drain_benchmark
-from experiments.costs import database_pids
-from experiments.live import Live
-from experiments.results import DrainBench, RunResult
+from experiments.engine import provenance
+from experiments.engine.costs import database_pids
+from experiments.engine.live import Live
+from experiments.engine.results import DrainBench, RunResult
+from experiments.reports import report
+from experiments.studies.bench import drain_benchmark
 from support.procs import GRANIAN_BACKLOG, ROOT, gunicorn_settings
 
 log = logging.getLogger("lab")
@@ -136,8 +137,8 @@ class Lab:
         """Migrate, seed members, mint one token file per Locust worker."""
         from flask_migrate import upgrade
 
-        from experiments.seed import seed
-        from experiments.tokens import write_token_files
+        from experiments.data.seed import seed
+        from experiments.data.tokens import write_token_files
 
         app = create_app()
         with app.app_context():
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tuple[dict[str, Any], list[RunResult]]:
     """Every configuration's runs, interleaved, then the drain benchmark: the results and the runs."""
-    from experiments.runs import one_run
+    from experiments.engine.runs import one_run
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     lab = Lab.prepare(args, out, live)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.analysis import latency, percentile, sellout_answer, summarise, timeline
-from experiments.costs import Sample, api_cpu_us_per_request, split
-from experiments.results import Latency, Phase
+from experiments.engine.analysis import latency, percentile, sellout_answer, summarise, timeline
+from experiments.engine.costs import Sample, api_cpu_us_per_request, split
+from experiments.engine.results import Latency, Phase
 
 
 def test_percentile_by_nearest_rank() -> None:

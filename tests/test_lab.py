@@ -15,8 +15,8 @@ from flask import Flask
 
 from app.extensions import clients, db
 from experiments import lab
-from experiments.audit import audit
-from experiments.stack import service
+from experiments.engine.audit import audit
+from experiments.engine.stack import service
 from jobs.drain import drain
 from support.procs import ROOT
 from support.queue import fill_queue

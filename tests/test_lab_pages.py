@@ -12,8 +12,8 @@ import pytest
 from flask import Flask
 
 from app.extensions import clients
-from experiments.live import Live
-from experiments.report import render
+from experiments.engine.live import Live
+from experiments.reports.report import render
 from tests.lab_results import costs, make_results, make_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

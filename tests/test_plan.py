@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from experiments import plan
+from experiments.reports import plan
 from tests.lab_results import costs, make_results, make_run
 
 

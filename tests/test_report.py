@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from experiments.report import main, ratios, render, summary_table
+from experiments.reports.report import main, ratios, render, summary_table
 from tests.lab_results import CHECKS, PASSED_AUDIT, make_results, make_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ from flask import Flask
 from app.auth import access_token_for
 from app.extensions import clients, db
 from app.models import Coupon, Member
-from experiments.results import DrainBench
+from experiments.engine.results import DrainBench
 from jobs.drain import drain
 from strategies import clock, keys, state
 from support.queue import fill_queue

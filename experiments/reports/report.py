@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments import sections
-from experiments.plots import plot_all
-from experiments.report_html import write_html
-from experiments.spread import Spread, figure, groups, paired_ratio, path, text
+from experiments.reports import sections
+from experiments.reports.plots import plot_all
+from experiments.reports.report_html import write_html
+from experiments.reports.spread import Spread, figure, groups, paired_ratio, path, text
 
 Run = dict[str, Any]
 CEILING_GOAL = 0.8  # lua TPS over the read ceiling we aim for
@@ -134,7 +134,7 @@ def comparison(results: dict[str, Any]) -> list[str]:
 
 def _predicted(results: dict[str, Any]) -> list[str]:
     """The model's TPS for this machine beside the TPS measured, per configuration."""
-    from experiments.plan import measured_lines
+    from experiments.reports.plan import measured_lines
 
     lines = measured_lines(results)
     return ["## Predicted vs measured (this machine)", "", *lines] if lines else []

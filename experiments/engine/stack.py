@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psutil
 
-from experiments.results import Record
+from experiments.engine.results import Record
 from support.procs import ROOT, Proc, free_port, start_granian, start_gunicorn, start_module
 
-LOCUSTFILE = ROOT / "experiments" / "locustfile.py"
+LOCUSTFILE = ROOT / "experiments" / "engine" / "locustfile.py"
 
 
 @dataclass

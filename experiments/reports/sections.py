@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.spread import figure, groups, path, text
+from experiments.reports.spread import figure, groups, path, text
 
 Run = dict[str, Any]
 # The original study (Kotlin/Spring, nGrinder, 1,600 vusers, coupon of 5,000, 2 vCPU servers), as published.
@@ -68,7 +68,7 @@ def title(results: dict[str, Any]) -> list[str]:
 
 def plan(results: dict[str, Any]) -> list[str]:
     """The capacity plan for the study's setups, from this run's per-tier costs."""
-    from experiments.plan import study_lines
+    from experiments.reports.plan import study_lines
 
     lines = study_lines(results)
     return ["## Capacity plan for the study's setups", "", *lines] if lines else []

@@ -6,7 +6,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from experiments.results import Latency, Record, Second, Summary
+from experiments.engine.results import Latency, Record, Second, Summary
 
 __all__ = ["Record", "latency", "percentile", "summarise", "timeline", "sellout_answer"]
 

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app.validation import NewCoupon
-from experiments import audit as audits
-from experiments import costs
-from experiments.analysis import percentile, sellout_answer, summarise
-from experiments.live import Live
-from experiments.results import Drain, LockHold, RunResult
-from experiments.stack import LoadResult, run_locust, service
+from experiments.engine import audit as audits
+from experiments.engine import costs
+from experiments.engine.analysis import percentile, sellout_answer, summarise
+from experiments.engine.live import Live
+from experiments.engine.results import Drain, LockHold, RunResult
+from experiments.engine.stack import LoadResult, run_locust, service
 from strategies import clock, keys
 from support.procs import ROOT, wait_for
 
@@ -43,7 +43,7 @@ class Lab(Protocol):
         ...
 
 
-PROBE = ROOT / "experiments" / "probe"
+PROBE = ROOT / "experiments" / "engine" / "probe"
 
 
 @dataclass

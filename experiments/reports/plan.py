@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.results import load
-from experiments.spread import figure, groups, path
+from experiments.engine.results import load
+from experiments.reports.spread import figure, groups, path
 
 Run = dict[str, Any]
 STUDY_SETUPS = ((2, 2), (4, 2))  # (API servers, vCPU each); one Redis, one MySQL
