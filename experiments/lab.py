@@ -98,7 +98,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-winners", type=int, default=50_000, help="winners for the drain benchmark (0: skip)")
     p.add_argument("--no-live", action="store_true", help="no live page while the runs go")
     p.add_argument("--out", type=Path, default=ROOT / "reports", help="where reports/<run-id>/ goes")
-    p.add_argument("--demo", action="store_true", help=f"a short run: {DEMO}")
+    demo = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in DEMO.items())
+    p.add_argument("--demo", action="store_true", help=f"a short run: {demo}")
     return p
 
 

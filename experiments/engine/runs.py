@@ -155,8 +155,8 @@ def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
         lab.live.begin(label, coupon_id, mode, a.quantity, lab.client, monitor, logs)
 
         def progress(elapsed: float) -> None:
-            if int(elapsed) % 5 == 0:
-                print(f"   {label}: {elapsed:3.0f}/{a.duration} s, rows persisted {monitor.rows}", flush=True)
+            if line := progress_line(label, elapsed, a.duration, monitor.rows):
+                print(line, flush=True)
 
         sampler.start()  # just before Locust starts
         load = run_locust(
@@ -185,6 +185,14 @@ def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
         monitor.stop()
         lab.live.end()
     return _result(lab, mode, instances, repeat, coupon_id, load, monitor, sampler, holds)
+
+
+def progress_line(label: str, elapsed: float, duration: int, rows: int) -> str | None:
+    """Every 5 s of load, a line: seconds of load so far out of the run's, rows persisted; none past the end
+    (Locust then lets the last requests finish)."""
+    if int(elapsed) % 5 or not 5 <= elapsed < duration + 1:
+        return None
+    return f"   {label}: {int(elapsed):3d}/{duration} s, rows persisted {rows}"
 
 
 def _pythonpath(env: dict[str, str]) -> str:
