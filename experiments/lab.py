@@ -15,24 +15,28 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from flask_migrate import upgrade
 
 from app import create_app, embedded
 from app.extensions import clients, db
 from app.logs import configure as configure_logging
-from experiments import provenance, report
-from experiments.bench import drain_benchmark
-from experiments.costs import database_pids
-from experiments.live import Live
-from experiments.results import DrainBench, RunResult
+from experiments.data.seed import seed
+from experiments.data.tokens import write_token_files
+from experiments.engine import provenance
+from experiments.engine.costs import database_pids
+from experiments.engine.live import Live
+from experiments.engine.results import RunResult
+from experiments.engine.runs import Lab, one_run
+from experiments.reports import report
 from strategies import STRATEGIES
-from support.procs import GRANIAN_BACKLOG, ROOT, gunicorn_settings
+from support.procs import ROOT
 
 log = logging.getLogger("lab")
 SELLER = "lab-seller"
@@ -94,7 +98,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-winners", type=int, default=50_000, help="winners for the drain benchmark (0: skip)")
     p.add_argument("--no-live", action="store_true", help="no live page while the runs go")
     p.add_argument("--out", type=Path, default=ROOT / "reports", help="where reports/<run-id>/ goes")
-    p.add_argument("--demo", action="store_true", help=f"a short run: {DEMO}")
+    demo = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in DEMO.items())
+    p.add_argument("--demo", action="store_true", help=f"a short run: {demo}")
     return p
 
 
@@ -115,98 +120,27 @@ def order(modes: list[str], repeat: int) -> list[tuple[str, int]]:
     return [(mode, i) for i in range(repeat) for mode in (modes if i % 2 == 0 else modes[::-1])]
 
 
-@dataclass
-class Lab:
-    """The experiment's fixed parts: settings, app, database, Redis, process env, tokens, live page."""
-
-    args: argparse.Namespace
-    out: Path
-    app: Flask
-    engine: sa.Engine
-    client: Any
-    env: dict[str, str]
-    seller_id: int
-    token_dir: Path
-    live: Live
-    db_pids: list[int]
-    db_figure: str
-
-    @classmethod
-    def prepare(cls, args: argparse.Namespace, out: Path, live: Live) -> Lab:
-        """Migrate, seed members, mint one token file per Locust worker."""
-        from flask_migrate import upgrade
-
-        from experiments.seed import seed
-        from experiments.tokens import write_token_files
-
-        app = create_app()
-        with app.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
-            engine, client = db.engine, clients().state_redis
-            log.info("seeding %s members", args.members)
-            seed(engine, args.members, 0, 0, progress=None)
-            seller_id = _seller(app)
-            token_dir = out / "tokens"
-            log.info("minting %s tokens in %s files", args.members, args.locust_workers)
-            write_token_files(args.members, args.locust_workers, token_dir)
-        env = dict(
-            os.environ,
-            DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-            REDIS_URL=app.config["REDIS_URL"],
-            JWT_SECRET_KEY=app.config["JWT_SECRET_KEY"],
-            PYTHONWARNINGS="ignore",
-        )
-        pids, figure = database_pids(engine)
-        return cls(args, out, app, engine, client, env, seller_id, token_dir, live, pids, figure)
-
-    def config(self) -> dict[str, Any]:
-        """The load configuration and every setting, as results.json records them."""
-        a = self.args
-        server = gunicorn_settings(self.server_env())
-        versions = provenance.servers(self.engine, self.client)
-        settings = {
-            k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v for k, v in vars(a).items()
-        }
-        return {
-            "users": a.users,
-            "duration_s": a.duration,
-            "quantity": a.quantity,
-            "members": a.members,
-            "locust_workers": a.locust_workers,
-            "server": a.server,
-            "web_workers": server["workers"],
-            "web_threads": server["threads"],
-            "spawn_rate": a.spawn_rate,
-            "repeat": a.repeat,
-            "api_cpus": sorted(a.api_cpus) if a.api_cpus else None,
-            "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
-            "database": self.engine.dialect.name,
-            "database_version": versions.database,
-            "redis": f"redis {versions.redis}",
-            "database_cpu": self.db_figure,
-            "settings": settings,
-            a.server: (
-                {k: server[k] for k in ("worker_class", "workers", "threads", "worker_connections", "backlog")}
-                if a.server == "gunicorn"
-                else {"workers": server["workers"], "blocking_threads": server["threads"], "backlog": GRANIAN_BACKLOG}
-            ),
-        }
-
-    def server_env(self) -> dict[str, str]:
-        """The environment API instances start with: the lab's, plus any --web-* override."""
-        overrides = (("WEB_WORKERS", self.args.web_workers), ("WEB_THREADS", self.args.web_threads))
-        return dict(self.env, **{k: str(v) for k, v in overrides if v is not None})
-
-    def drain_benchmarks(self, winners: int) -> list[DrainBench]:
-        """Drain throughput at a few batch sizes."""
-        if not winners:
-            return []
-        results = []
-        with self.app.app_context():
-            for batch in (100, 1000, 5000):
-                log.info("drain benchmark: %s winners in batches of %s", winners, batch)
-                results.append(drain_benchmark(self.client, self.engine, winners, batch))
-        return results
+def prepare(args: argparse.Namespace, out: Path, live: Live) -> Lab:
+    """The lab's fixed parts: the schema migrated, members seeded, one token file per Locust worker."""
+    app = create_app()
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        engine, client = db.engine, clients().state_redis
+        log.info("seeding %s members", args.members)
+        seed(engine, args.members, 0, 0, progress=None)
+        seller_id = _seller(app)
+        token_dir = out / "tokens"
+        log.info("minting %s tokens in %s files", args.members, args.locust_workers)
+        write_token_files(args.members, args.locust_workers, token_dir)
+    env = dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app.config["REDIS_URL"],
+        JWT_SECRET_KEY=app.config["JWT_SECRET_KEY"],
+        PYTHONWARNINGS="ignore",
+    )
+    pids, figure = database_pids(engine)
+    return Lab(args, out, app, engine, client, env, seller_id, token_dir, live, pids, figure)
 
 
 def _seller(app: Flask) -> int:
@@ -236,10 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tuple[dict[str, Any], list[RunResult]]:
     """Every configuration's runs, interleaved, then the drain benchmark: the results and the runs."""
-    from experiments.runs import one_run
-
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    lab = Lab.prepare(args, out, live)
+    lab = prepare(args, out, live)
     modes = [*args.strategies, *([] if args.no_read else ["read"])]
     runs = [
         one_run(lab, mode, instances, i)

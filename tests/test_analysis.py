@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.analysis import latency, percentile, sellout_answer, summarise, timeline
-from experiments.costs import Sample, api_cpu_us_per_request, split
-from experiments.results import Latency, Phase
+from experiments.engine.analysis import latency, percentile, sellout_answer, summarise, timeline
+from experiments.engine.costs import Sample, api_cpu_us_per_request, split
+from experiments.engine.results import Latency, Phase
 
 
 def test_percentile_by_nearest_rank() -> None:
@@ -55,13 +55,19 @@ def test_no_sellout_means_stock_remained_all_along() -> None:
 
 def test_timeline_counts_each_second() -> None:
     records = [(10.0, 202, 4.0), (10.5, 409, 2.0), (12.2, 0, 9.0), (12.3, 503, 8.0), (13.1, 202, 1.0)]
-    rows = timeline(records, start=10.0, end=13.1)  # the partial fourth second is left out
+    rows = timeline(records, start=10.0, end=13.1)  # the fourth second, barely begun, is left out
     assert [(r.t, r.tps, r.ok, r.refused, r.errors) for r in rows] == [
         (0, 2, 1, 1, 0),
         (1, 0, 0, 0, 0),
         (2, 2, 0, 0, 2),
     ]
     assert rows[0].p50_ms == 2.0
+
+
+def test_timeline_has_a_point_for_each_second_of_the_run() -> None:
+    records = [(100.0 + k / 10, 202, 1.0) for k in range(80)]  # an 8 s run: the last request sent at 7.9 s
+    assert [r.t for r in timeline(records, start=100.0, end=107.9)] == list(range(8))
+    assert [r.tps for r in timeline(records, start=100.0, end=107.9)] == [10] * 8
 
 
 def test_costs_split_at_the_sellout_from_the_first_answer() -> None:

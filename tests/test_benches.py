@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import embedded
-from experiments import coupon_count, hotpath
+from experiments.studies import coupon_count, hotpath
 from tests.conftest import TEST_SECRET
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import compare
-from experiments.spread import Spread, spread
+from experiments.reports import compare
+from experiments.reports.spread import Spread, spread
 from tests.lab_results import make_results, make_run
 
 

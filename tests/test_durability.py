@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from experiments import durability
+from experiments.studies import durability
 from support.redis_servers import redis_args
 
 

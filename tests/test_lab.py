@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -15,10 +16,12 @@ from flask import Flask
 
 from app.extensions import clients, db
 from experiments import lab
-from experiments.audit import audit
-from experiments.stack import service
+from experiments.engine import stack
+from experiments.engine.audit import audit
+from experiments.engine.runs import progress_line
+from experiments.engine.stack import service
 from jobs.drain import drain
-from support.procs import ROOT
+from support.procs import ROOT, wait_for
 from support.queue import fill_queue
 from tests.conftest import bearer, make_members
 
@@ -117,9 +120,33 @@ def test_repeats_interleave_so_drift_favours_no_strategy() -> None:
     ]
 
 
+def test_progress_counts_the_seconds_of_load_and_none_past_the_end() -> None:
+    lines = [progress_line("lua ×1", t + 0.6, 8, 3) for t in range(12)]  # an 8 s run, Locust stopping after
+    assert [line for line in lines if line] == ["   lua ×1:   5/8 s, rows persisted 3"]
+    assert progress_line("lock ×1", 60.2, 60, 9) == "   lock ×1:  60/60 s, rows persisted 9"
+
+
+def test_the_progress_clock_starts_when_the_load_does(tmp_path: Path) -> None:
+    started = tmp_path / "load-started"
+    assert stack._began(started) is None
+    started.write_text("")  # the master is writing it
+    assert stack._began(started) is None
+    started.write_text(repr(time.time() - 5.0))  # Locust's start-up, however long, is not counted
+    seen: list[float] = []
+    halt = stack._ticker(seen.append, started)
+    try:
+        wait_for(lambda: bool(seen), 30, "a progress tick")
+    finally:
+        halt()
+    assert 5.0 <= seen[0] < 30.0
+
+
 def test_usage_names_the_command_and_shows_defaults() -> None:
     usage = lab.parser().format_help()
     assert usage.startswith("usage: python -m experiments.lab") and "(default: 1600)" in usage
+    demo = " ".join(usage.split())  # argparse wraps the help at the terminal's width
+    assert "a short run: --users 200 --duration 8 --quantity 500 --members 5000 --locust-workers 1" in demo
+    assert "{'users'" not in usage
 
 
 def test_granian_serves_the_api_the_lab_compares(app: Flask, process_env: dict[str, str], tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from experiments import plan
+from experiments.reports import plan
 from tests.lab_results import costs, make_results, make_run
 
 
@@ -70,3 +70,13 @@ def test_command_line(results: dict[str, Any], tmp_path: Path, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "lock while stock remained: 250 TPS, bound by lock serialisation" in out
     assert "1,600 users at that rate wait" in out and "The study's setups" in out
+
+
+def test_help_shows_a_default_only_where_there_is_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        plan.main(["--help"])
+    assert exited.value.code == 0
+    usage = " ".join(capsys.readouterr().out.split())  # argparse wraps the help at the terminal's width
+    assert "API servers in the target setup --api-cores" in usage  # no "(default: None)" between them
+    assert "CPU cores of each API server --db-cores" in usage and "(default: 2)" in usage
+    assert usage.count("(default: None)") == 1 and "(None: not printed) (default: None)" in usage  # --users

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from experiments.report import main, ratios, render, summary_table
-from tests.lab_results import CHECKS, PASSED_AUDIT, make_results, make_run
+from experiments.reports.report import main, ratios, render, summary_table
+from tests.lab_results import CHECKS, PASSED_AUDIT, costs, make_results, make_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -68,6 +68,31 @@ def test_report_has_the_headline_ratios(report: str) -> None:
         "×2: lua/lock n/a overall (study: 4.1x), n/a while stock remained; lua/ceiling n/a (goal >= 0.8: n/a); "
         "lock/ceiling n/a" in report
     )
+
+
+def test_the_headline_comes_once_with_its_terms_then_what_was_measured_then_the_model(tmp_path: Path) -> None:
+    results = make_results(
+        make_run("lock", 1, 200.0, 100.0, costs=costs(1000.0, 100.0, hold_ms=4.0), api_cpu_us_per_request=1000.0),
+        make_run("lua", 1, 900.0, 400.0, costs=costs(900.0, 50.0), api_cpu_us_per_request=900.0),
+        make_run("read", 1, 1000.0, None),
+    )
+    render(results, tmp_path)
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert report.count("lua/lock 4.50x") == 1 and report.count("Headline") == 1
+    headings = [line for line in report.splitlines() if line.startswith("## ")]
+    assert headings[:5] == [
+        "## Headline",
+        "## What was measured",
+        "## Results",
+        "## Cost per request, per tier (CPU µs)",
+        "## The capacity model",
+    ]
+    # Each term is said before the ratio line uses it.
+    ratio_line = report.index("- ×1: lua/lock")
+    for term in ("(×N)", "The study is the original project's", "The ceiling is the read run's TPS"):
+        assert report.index(term) < ratio_line, term
+    assert "lua/ceiling 0.90 (goal >= 0.8: met)" in report
+    assert "### Predicted vs measured (this machine)" in report and "### The study's setups" in report
 
 
 def test_report_has_each_audit_verdict_and_check(report: str) -> None:
@@ -132,7 +157,9 @@ def test_a_single_run_renders(run: dict[str, Any], tmp_path: Path) -> None:
     paths = render(make_results(run), tmp_path)
     assert all(png.read_bytes().startswith(PNG_MAGIC) for png in paths[1:3])
     assert f"| | {run['strategy']} ×1 |" in paths[0].read_text()
-    assert len(summary_table(make_results(run)).splitlines()) == 4  # header, the run, blank, one ratio line
+    table = summary_table(make_results(run)).splitlines()
+    assert table[2] == "" and table[3].startswith("TPS ratios for each number of API instances (×N).")
+    assert table[-2] == "" and table[-1].startswith("×1: ")  # header, the run; the terms; one ratio line
 
 
 def test_the_command_line_renders_next_to_results_json(

@@ -13,8 +13,8 @@ from flask import Flask
 
 from app.extensions import db
 from app.models import Base, Member, utcnow
-from experiments import seed as seeding
-from experiments import seed_load, tokens
+from experiments.data import seed as seeding
+from experiments.data import seed_load, tokens
 from tests.conftest import ROOT, bearer
 
 

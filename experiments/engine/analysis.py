@@ -6,7 +6,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from experiments.results import Latency, Record, Second, Summary
+from experiments.engine.results import Latency, Record, Second, Summary
 
 __all__ = ["Record", "latency", "percentile", "summarise", "timeline", "sellout_answer"]
 
@@ -52,7 +52,9 @@ def timeline(records: Sequence[Record], start: float, end: float) -> list[Second
     for record in records:
         seconds[int(record[0] - start)].append(record)
     rows = []
-    for t in range(int(end - start)):  # the last, partial second would read as a drop
+    # A last second less than half covered would read as a drop: it is left out, a fuller one kept
+    # (an 8 s run's requests are sent over 7.9 s or so: eight seconds, not seven).
+    for t in range(round(end - start)):
         bucket = seconds.get(t, [])
         rows.append(
             Second(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from app.auth import access_token_for
 from app.extensions import db
 from app.models import Member
-from experiments.seed import app_for
+from experiments.data.seed import app_for
 
 PROGRESS_EVERY = 10_000  # tokens between two progress reports
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from experiments.results import Audit
+from experiments.engine.results import Audit
 from strategies import keys, state
 
 ROWS = sa.text("SELECT member_id, issued_at FROM member_coupon WHERE coupon_id = :c")

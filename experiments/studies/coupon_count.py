@@ -22,7 +22,7 @@ from rq import Queue
 from app import create_app, embedded
 from app.auth import access_token_for
 from app.extensions import clients
-from experiments.bench import answering, cost, median_us, member_token, target_coupon
+from experiments.studies.bench import answering, cost, median_us, member_token, target_coupon
 from jobs.scheduler import Sweep, tick
 from strategies import keys, state
 

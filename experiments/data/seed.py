@@ -33,7 +33,7 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.extensions import db
-from experiments.seed_load import Progress, Row, TableLoad, ignore, insert_batches, load_files, local_infile
+from experiments.data.seed_load import Progress, Row, TableLoad, ignore, insert_batches, load_files, local_infile
 from strategies import clock
 
 STUDY_MEMBERS = 1_000_000

@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import sqlalchemy as sa
 
-from experiments.results import Costs, Phase, Record
+from experiments.engine.results import Costs, Phase, Record
 
 DB_SERVERS = ("mariadbd", "mysqld")
 LOCAL_HOSTS = (None, "", "localhost", "127.0.0.1", "::1")

@@ -6,6 +6,7 @@ Run by experiments.lab, which sets the environment:
   LAB_HOSTS      comma-separated API base URLs; users are spread across them round-robin
   LAB_MODE       download (POST /coupons/<id>/download) or read (GET /coupons/<id>, the ceiling)
   LAB_OUT        where each worker writes its raw records at test stop
+  LAB_STARTED    the file where the master writes when the load began (epoch seconds)
 Each worker records every response as (epoch seconds, status, milliseconds) and the members it
 asked for; the lab computes TPS, the sell-out split and percentiles from those, exactly.
 """
@@ -47,6 +48,13 @@ def load_tokens(environment: Any, **_kwargs: Any) -> None:
     index = max(getattr(environment.runner, "worker_index", 0), 0)
     with open(files[index % len(files)], newline="") as f:
         tokens[:] = [(int(row["member_id"]), row["access_token"]) for row in csv.DictReader(f)]
+
+
+@events.test_start.add_listener
+def note_the_start(environment: Any, **_kwargs: Any) -> None:
+    """On the master: when the load begins (after Locust's start-up), for the lab's progress lines."""
+    if isinstance(environment.runner, MasterRunner) and os.environ.get("LAB_STARTED"):
+        Path(os.environ["LAB_STARTED"]).write_text(repr(time.time()))
 
 
 @events.init.add_listener

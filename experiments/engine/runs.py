@@ -1,49 +1,98 @@
-"""One lab run: a fresh coupon, the service, the load with every tier's counters sampled, the drain, the audit."""
+"""The lab's fixed parts, and one run: a fresh coupon, the service, the load sampled, the drain, the audit."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 
 from app.validation import NewCoupon
-from experiments import audit as audits
-from experiments import costs
-from experiments.analysis import percentile, sellout_answer, summarise
-from experiments.live import Live
-from experiments.results import Drain, LockHold, RunResult
-from experiments.stack import LoadResult, run_locust, service
+from experiments.engine import audit as audits
+from experiments.engine import costs, provenance
+from experiments.engine.analysis import percentile, sellout_answer, summarise
+from experiments.engine.drain_bench import drain_benchmark
+from experiments.engine.live import Live
+from experiments.engine.results import Drain, DrainBench, LockHold, RunResult
+from experiments.engine.stack import LoadResult, run_locust, service
 from strategies import clock, keys
-from support.procs import ROOT, wait_for
+from support.procs import GRANIAN_BACKLOG, ROOT, gunicorn_settings, wait_for
+
+log = logging.getLogger("lab")
+PROBE = ROOT / "experiments" / "engine" / "probe"
 
 
-class Lab(Protocol):
-    """What a run needs of the experiment's fixed parts (experiments.lab.Lab provides it)."""
+@dataclass
+class Lab:
+    """The experiment's fixed parts: settings, app, database, Redis, process env, tokens, live page."""
 
     args: argparse.Namespace
     out: Path
     app: Flask
     engine: sa.Engine
     client: Any
+    env: dict[str, str]
     seller_id: int
     token_dir: Path
     live: Live
     db_pids: list[int]
     db_figure: str
 
+    def config(self) -> dict[str, Any]:
+        """The load configuration and every setting, as results.json records them."""
+        a = self.args
+        server = gunicorn_settings(self.server_env())
+        versions = provenance.servers(self.engine, self.client)
+        settings = {
+            k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v for k, v in vars(a).items()
+        }
+        return {
+            "users": a.users,
+            "duration_s": a.duration,
+            "quantity": a.quantity,
+            "members": a.members,
+            "locust_workers": a.locust_workers,
+            "server": a.server,
+            "web_workers": server["workers"],
+            "web_threads": server["threads"],
+            "spawn_rate": a.spawn_rate,
+            "repeat": a.repeat,
+            "api_cpus": sorted(a.api_cpus) if a.api_cpus else None,
+            "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
+            "database": self.engine.dialect.name,
+            "database_version": versions.database,
+            "redis": f"redis {versions.redis}",
+            "database_cpu": self.db_figure,
+            "settings": settings,
+            a.server: (
+                {k: server[k] for k in ("worker_class", "workers", "threads", "worker_connections", "backlog")}
+                if a.server == "gunicorn"
+                else {"workers": server["workers"], "blocking_threads": server["threads"], "backlog": GRANIAN_BACKLOG}
+            ),
+        }
+
     def server_env(self) -> dict[str, str]:
-        """The environment the API instances start with."""
-        ...
+        """The environment API instances start with: the lab's, plus any --web-* override."""
+        overrides = (("WEB_WORKERS", self.args.web_workers), ("WEB_THREADS", self.args.web_threads))
+        return dict(self.env, **{k: str(v) for k, v in overrides if v is not None})
 
-
-PROBE = ROOT / "experiments" / "probe"
+    def drain_benchmarks(self, winners: int) -> list[DrainBench]:
+        """Drain throughput at a few batch sizes."""
+        if not winners:
+            return []
+        results = []
+        with self.app.app_context():
+            for batch in (100, 1000, 5000):
+                log.info("drain benchmark: %s winners in batches of %s", winners, batch)
+                results.append(drain_benchmark(self.client, self.engine, winners, batch))
+        return results
 
 
 @dataclass
@@ -106,8 +155,8 @@ def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
         lab.live.begin(label, coupon_id, mode, a.quantity, lab.client, monitor, logs)
 
         def progress(elapsed: float) -> None:
-            if int(elapsed) % 5 == 0:
-                print(f"   {label}: {elapsed:3.0f}/{a.duration} s, rows persisted {monitor.rows}", flush=True)
+            if line := progress_line(label, elapsed, a.duration, monitor.rows):
+                print(line, flush=True)
 
         sampler.start()  # just before Locust starts
         load = run_locust(
@@ -136,6 +185,14 @@ def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
         monitor.stop()
         lab.live.end()
     return _result(lab, mode, instances, repeat, coupon_id, load, monitor, sampler, holds)
+
+
+def progress_line(label: str, elapsed: float, duration: int, rows: int) -> str | None:
+    """Every 5 s of load, a line: seconds of load so far out of the run's, rows persisted; none past the end
+    (Locust then lets the last requests finish)."""
+    if int(elapsed) % 5 or not 5 <= elapsed < duration + 1:
+        return None
+    return f"   {label}: {int(elapsed):3d}/{duration} s, rows persisted {rows}"
 
 
 def _pythonpath(env: dict[str, str]) -> str:

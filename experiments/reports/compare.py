@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from experiments.results import load
-from experiments.spread import Spread, figure, groups, path
+from experiments.engine.results import load
+from experiments.reports.spread import Spread, figure, groups, path
 
 NOISE = 0.15  # relative change below which single runs are not told apart
 # (label, keys into a run, higher is better)

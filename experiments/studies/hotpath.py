@@ -22,7 +22,7 @@ from flask_jwt_extended import verify_jwt_in_request
 from app import create_app, embedded
 from app.auth import access_token_for
 from app.tokens import TokenVerifier
-from experiments.bench import answering, cost, median_us, member_token, target_coupon
+from experiments.studies.bench import answering, cost, median_us, member_token, target_coupon
 
 FIRST_MEMBER = 7 * 10**15  # tokens' member ids: no row needed on the download path
 

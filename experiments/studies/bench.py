@@ -1,4 +1,4 @@
-"""What benchmarks share: their own coupon and member, drain throughput alone, checked and counted timings."""
+"""What the studies' benchmarks share: their own coupon and member, checked and counted timings."""
 
 from __future__ import annotations
 
@@ -16,24 +16,8 @@ from flask import Flask
 from app.auth import access_token_for
 from app.extensions import clients, db
 from app.models import Coupon, Member
-from experiments.results import DrainBench
-from jobs.drain import drain
-from strategies import clock, keys, state
-from support.queue import fill_queue
-
-BENCH_COUPON_ID = 2**62  # far from any registered coupon; its rows and keys are removed afterwards
-
-
-def forget(client: Any, engine: sa.Engine, coupon_id: int) -> None:
-    """Remove a bench coupon's keys (its winners' pending notes too) and rows."""
-    winners = [int(m) for m in client.smembers(keys.winners(coupon_id))]
-    for start in range(0, len(winners), 5000):
-        client.delete(*(keys.member_pending(m) for m in winners[start : start + 5000]))
-    client.delete(keys.coupon(coupon_id), keys.winners(coupon_id), keys.queue(coupon_id))
-    client.srem(keys.OPEN_COUPONS, coupon_id)
-    client.srem(keys.DRAIN_DUE, coupon_id)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM member_coupon WHERE coupon_id = :c"), {"c": coupon_id})
+from experiments.engine.drain_bench import forget
+from strategies import clock, state
 
 
 @contextmanager
@@ -119,17 +103,3 @@ def answering(status: int, request: Callable[[], Any]) -> Callable[[], Any]:
     if response.status_code != status:
         raise SystemExit(f"expected {status}, got {response.status_code}: {response.get_data(as_text=True)[:200]}")
     return request
-
-
-def drain_benchmark(client: Any, engine: sa.Engine, winners: int, batch: int) -> DrainBench:
-    """Seconds and rows/s to drain ``winners`` queued winners with one drain in batches of ``batch``."""
-    coupon_id = BENCH_COUPON_ID + batch
-    forget(client, engine, coupon_id)
-    fill_queue(client, coupon_id, winners)
-    started = time.perf_counter()
-    moved = drain(client, engine, coupon_id, batch=batch, lock_expire_s=30, max_run_s=600)
-    seconds = time.perf_counter() - started
-    forget(client, engine, coupon_id)
-    if moved != winners:
-        raise RuntimeError(f"drained {moved} of {winners}")
-    return DrainBench(winners, batch, seconds=round(seconds, 4), rows_per_s=round(winners / seconds))

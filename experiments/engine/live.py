@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from experiments import audit as audits
+from experiments.engine import audit as audits
 from strategies import keys, state
 
 PAGE = """<!doctype html>

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psutil
 
-from experiments.results import Record
+from experiments.engine.results import Record
 from support.procs import ROOT, Proc, free_port, start_granian, start_gunicorn, start_module
 
-LOCUSTFILE = ROOT / "experiments" / "locustfile.py"
+LOCUSTFILE = ROOT / "experiments" / "engine" / "locustfile.py"
 
 
 @dataclass
@@ -106,6 +106,7 @@ def run_locust(
         LAB_HOSTS=",".join(hosts),
         LAB_MODE=mode,
         LAB_OUT=str(out),
+        LAB_STARTED=str(out / "load-started"),
     )
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     master = Proc(
@@ -151,7 +152,7 @@ def run_locust(
     if started_pids:
         started_pids(pids)
     started = time.monotonic()
-    stop_ticker = _ticker(progress, started)
+    stop_ticker = _ticker(progress, Path(run_env["LAB_STARTED"]))
     cpu_s = sum(_wait_cpu(p) for p in [master, *slaves])
     stop_ticker()
     result = LoadResult(cpu_s=cpu_s, wall_s=time.monotonic() - started)
@@ -165,6 +166,14 @@ def run_locust(
     return result
 
 
+def _began(started: Path) -> float | None:
+    """The epoch seconds in ``started``, or None while it is not (fully) written."""
+    try:
+        return float(started.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def _wait_cpu(proc: Proc) -> float:
     """Wait for the process and return the CPU seconds it (and its waited-for children) used."""
     _, _, usage = os.wait4(proc.popen.pid, 0)
@@ -173,13 +182,15 @@ def _wait_cpu(proc: Proc) -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
-def _ticker(progress: Callable[[float], None] | None, started: float) -> Callable[[], None]:
+def _ticker(progress: Callable[[float], None] | None, started: Path) -> Callable[[], None]:
+    """Call ``progress`` once a second with the seconds of load so far, from the time the locustfile's
+    master wrote into ``started`` (Locust's own start-up is no load); nothing before it."""
     stop = threading.Event()
 
     def tick() -> None:
         while not stop.wait(1.0):
-            if progress:
-                progress(time.monotonic() - started)
+            if progress and (began := _began(started)) is not None:
+                progress(time.time() - began)
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()

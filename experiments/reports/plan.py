@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.results import load
-from experiments.spread import figure, groups, path
+from experiments.engine.results import load
+from experiments.reports.spread import figure, groups, path
 
 Run = dict[str, Any]
 STUDY_SETUPS = ((2, 2), (4, 2))  # (API servers, vCPU each); one Redis, one MySQL
@@ -154,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     cli.add_argument("report", type=Path, help="a report folder or its results.json")
-    cli.add_argument("--api-servers", type=int, required=True, help="API servers in the target setup")
-    cli.add_argument("--api-cores", type=float, required=True, help="CPU cores of each API server")
+    # Required: no default, so none is shown in --help (SUPPRESS), where argparse would print None.
+    needed = argparse.SUPPRESS
+    cli.add_argument("--api-servers", type=int, required=True, default=needed, help="API servers in the target setup")
+    cli.add_argument("--api-cores", type=float, required=True, default=needed, help="CPU cores of each API server")
     cli.add_argument("--db-cores", type=float, default=2, help="the database server's cores")
-    cli.add_argument("--users", type=int, help="concurrent users: prints the wait Little's law implies")
+    cli.add_argument("--users", type=int, help="concurrent users, to print the wait they imply (None: not printed)")
     args = cli.parse_args(argv)
     results = load(args.report)
     lines = plan_lines(results, args.api_servers, args.api_cores, args.db_cores, args.users)

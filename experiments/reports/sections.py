@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.spread import figure, groups, path, text
+from experiments.reports.plan import study_lines
+from experiments.reports.spread import figure, groups, path, text
 
 Run = dict[str, Any]
 # The original study (Kotlin/Spring, nGrinder, 1,600 vusers, coupon of 5,000, 2 vCPU servers), as published.
@@ -19,9 +20,12 @@ MEASURED = """## What was measured
 Each run registers a fresh coupon; every Locust user picks a random member token from its worker's token file and
 sends POST /coupons/<id>/download, again and again, for the run's duration. *TPS while stock remained* is requests
 per second from the start until the coupon sold out; *TPS after sell-out* is requests per second from then to the end.
-The *read* run sends GET /coupons/<id> (JWT check plus one Redis read) under the same server config: the framework's
-ceiling on this machine. ×N is the number of API instances. *API CPU µs/request* is the CPU time of the API
-instances' processes (gunicorn masters and workers) over the run, divided by the requests they answered."""
+The *read* run sends GET /coupons/<id> (the signed-in check, in memory, plus one Redis read) under the same server
+config: the ceiling. *API CPU µs/request* is the CPU time of the API instances' processes (server masters and
+workers) over the run, divided by the requests they answered."""
+
+MODEL = """Each tier allows a TPS: its CPU over its cost per request (above), or for lock, one issue per mean hold of
+the lock; the lowest binds. The same model gives a setup's TPS (`python -m experiments.plan`)."""
 
 PLOTS = """## Plots
 
@@ -68,10 +72,8 @@ def title(results: dict[str, Any]) -> list[str]:
 
 def plan(results: dict[str, Any]) -> list[str]:
     """The capacity plan for the study's setups, from this run's per-tier costs."""
-    from experiments.plan import study_lines
-
     lines = study_lines(results)
-    return ["## Capacity plan for the study's setups", "", *lines] if lines else []
+    return ["", "### The study's setups", "", *lines] if lines else []
 
 
 def costs(results: dict[str, Any]) -> list[str]:

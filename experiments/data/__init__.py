@@ -1,0 +1,1 @@
+"""The lab's data: members and coupons seeded at scale, and access tokens for them."""

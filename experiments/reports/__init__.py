@@ -1,0 +1,1 @@
+"""What the engine's results say: the report, two reports compared, the capacity plan."""

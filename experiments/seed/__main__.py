@@ -1,0 +1,7 @@
+"""``python -m experiments.seed``: the study's data (experiments.data.seed)."""
+
+import sys
+
+from experiments.data.seed import main
+
+sys.exit(main())
