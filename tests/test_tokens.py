@@ -69,5 +69,5 @@ def test_other_algorithms_are_refused() -> None:
 def test_the_cache_is_bounded() -> None:
     verifier = TokenVerifier(SECRET, max_cached=3)
     for i in range(10):
-        verifier.verify(token(sub=str(i)))
+        verifier.verify(token(sub=str(i + 1)))
         assert len(verifier._cache) <= 3
