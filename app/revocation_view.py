@@ -2,7 +2,7 @@
 
 The view maps a member id to the latest ``iat`` it refuses (app/revocations.py). A request looks
 its member up in a dict: no database or Redis round trip. A daemon thread per process, started on
-the process's first signed-in request (after any fork), refreshes it at most once every REFRESH_S
+each gunicorn worker's start (gunicorn.conf.py), else on the process's first signed-in request, refreshes it at most once every REFRESH_S
 with one script call that returns only what the log added since the view's sequence number, or
 every entry when the generation changed (a rebuild); the first refresh loads everything. When Redis
 has no revocations loaded (new, or it lost its data) the refresher rebuilds them from the database.
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 1.0  # at most one refresh a second
 STALE_S = 5.0  # a view older than this answers 503
-FIRST_LOAD_WAIT_S = 2.0  # a process's first signed-in request waits this long for the first load
+FIRST_LOAD_WAIT_S = STALE_S  # a process's first use waits this long for the first load
 LOG_EVERY_S = 10.0  # a failing refresher logs at most this often
 
 
@@ -165,6 +165,16 @@ def _refresh_forever(owner_ref: weakref.ref[ProcessView], view: RevocationView, 
 def init_app(app: Flask) -> None:
     """Attach this app's per-process view of revocations (started by the first signed-in request)."""
     app.extensions["revocation_view"] = ProcessView(app)
+
+
+def start(app: object) -> None:
+    """Start this process's refresher now and wait for the first load (a gunicorn worker, after its fork).
+
+    ``app`` is what the worker loaded: gunicorn's error app, when the import failed, has no view.
+    """
+    found: ProcessView | None = getattr(app, "extensions", {}).get("revocation_view")
+    if found is not None:
+        found.get()
 
 
 def current_view() -> RevocationView:
