@@ -1,11 +1,12 @@
 """Each API process's view of revocations: checked in memory on every signed-in request, refreshed in the background.
 
 The view maps a member id to the latest ``iat`` it refuses (app/revocations.py). A request looks
-its member up in a dict: no database or Redis round trip. A daemon thread per process, started on
-each gunicorn worker's start (gunicorn.conf.py), else on the process's first signed-in request, refreshes it at most once every REFRESH_S
-with one script call that returns only what the log added since the view's sequence number, or
-every entry when the generation changed (a rebuild); the first refresh loads everything. When Redis
-has no revocations loaded (new, or it lost its data) the refresher rebuilds them from the database.
+its member up in a dict: no database or Redis round trip. A daemon thread per process, started at
+each gunicorn worker's start (gunicorn.conf.py), else on the process's first signed-in request,
+refreshes it at most once every REFRESH_S with one script call that returns only what the log added
+since the view's sequence number, or every entry when the generation changed (a rebuild); the first
+refresh loads everything. When Redis has no revocations loaded (new, or it lost its data) the
+refresher rebuilds them from the database.
 
 Fail closed: a view not refreshed for more than STALE_S answers every signed-in request 503
 ``unavailable`` until a refresh succeeds, so a process cut off from Redis never trusts an old view

@@ -242,7 +242,9 @@ def test_a_ban_survives_a_restart_of_every_process_and_of_redis(
     with Processes() as procs:
         server, base, _ = serve(procs, env, tmp_path, "first")
         flask_cli(env, "ban", "m0")
-        wait_for(lambda: requests.get(f"{base}/members/me/coupons", headers=bearer(banned)).status_code == 401, 5, "ban")
+        wait_for(
+            lambda: requests.get(f"{base}/members/me/coupons", headers=bearer(banned)).status_code == 401, 5, "ban"
+        )
         server.kill9()
         own_redis.kill9()
         own_redis.start()  # empty: no persistence
