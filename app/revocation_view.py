@@ -111,13 +111,7 @@ class ProcessView:
             return self._view
 
     def _start(self) -> None:
-        config = self._app.config
-        client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1)
-        since = scripts.register(client, "revocation_since")
-        view = RevocationView(
-            lambda g, s: since(keys=revocations.KEYS, args=[g, s]), partial(_rebuild, weakref.ref(self._app), client)
-        )
-        self._view = view
+        view = self._view = build(self._app)
         loaded = threading.Event()
         thread = threading.Thread(
             target=_refresh_forever, args=(weakref.ref(self), view, loaded), name="revocations", daemon=True
@@ -138,6 +132,15 @@ class ProcessView:
             if now - self._logged_at >= LOG_EVERY_S:
                 self._logged_at = now
                 log.warning("cannot refresh the revocations (view %.1f s old): %s", view.age_s, exc)
+
+
+def build(app: Flask) -> RevocationView:
+    """A view of the revocations in the Redis at REDIS_URL, on a client of its own with short timeouts; not loaded."""
+    client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1)
+    since = scripts.register(client, "revocation_since")
+    return RevocationView(
+        lambda g, s: since(keys=revocations.KEYS, args=[g, s]), partial(_rebuild, weakref.ref(app), client)
+    )
 
 
 def _rebuild(app_ref: weakref.ref[Flask], client: redis.Redis) -> None:
