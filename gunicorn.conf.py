@@ -71,6 +71,13 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
         embedded.ensure_server(embedded.instance_folder())
 
 
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """In each worker, after its fork: load the revocation view before the first request (app/revocation_view.py)."""
+    from app import revocation_view
+
+    revocation_view.start(worker.wsgi)
+
+
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """A worker is gone: drop its live gauges from the metrics folder (its counters stay counted)."""
     from prometheus_client import multiprocess

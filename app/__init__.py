@@ -115,7 +115,7 @@ def _redis_settings(where: str, client: redis.Redis, accept_unverified: bool) ->
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, JWT, the login limiter and the per-process clients."""
-    from app import metrics, request_id
+    from app import metrics, request_id, revocation_view
     from app.auth import init_token_verifier
     from app.extensions import db, init_clients, init_limiter, jwt, migrate
 
@@ -125,6 +125,7 @@ def register_extensions(app: Flask) -> None:
     )
     jwt.init_app(app)
     init_token_verifier(app)
+    revocation_view.init_app(app)
     init_limiter(app)
     init_clients(app)
     request_id.init_app(app)

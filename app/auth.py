@@ -11,16 +11,17 @@ import jwt as pyjwt
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_jwt_extended import create_access_token
 from flask_limiter.util import get_remote_address
-from sqlalchemy import bindparam, literal, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app import revocations
 from app.errors import BadCredentials, Conflict, Forbidden, Unauthorized
-from app.extensions import clients, db, limiter
+from app.extensions import db, limiter
 from app.models import Member
+from app.revocation_view import current_view
 from app.tokens import TokenVerifier
 from app.validation import Credentials, parse
-from strategies import tables
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 View = TypeVar("View", bound=Callable[..., Any])
@@ -85,45 +86,29 @@ def login() -> Response:
     password_hash = member.password_hash if member is not None else _dummy_hash()
     if not check_password_hash(password_hash, body.password) or member is None:
         raise BadCredentials()
+    revocations.admit(member.id)
     return jsonify(access_token=access_token_for(member.id, member.role))
 
 
-def role_required(*roles: str, lookup: bool = True) -> Callable[[View], View]:
-    """Require a valid access token whose role claim is one of ``roles``, of an account that exists.
+def role_required(*roles: str) -> Callable[[View], View]:
+    """Require a valid access token, not revoked, whose role claim is one of ``roles``.
 
-    ``lookup=False`` skips the account's lookup (the download hot path): a signed token is then
-    trusted until it expires, even if its account was deleted meanwhile.
+    Revocation (a ban, a deleted account, a role or password change) is this process's in-memory
+    view (app/revocation_view.py): no database or Redis round trip per request.
     """
 
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             claims = _verified_claims()
-            if claims.get("role") not in roles:  # the claim first: no database trip for a wrong role
+            current_view().check(int(claims["sub"]), claims["iat"])
+            if claims.get("role") not in roles:
                 raise Forbidden()
-            if lookup and not _account_exists(current_member_id()):
-                raise Unauthorized("The token's account no longer exists.")
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
 
     return decorate
-
-
-# One indexed probe, no ORM object: the existence check runs on every signed-in request but the download.
-_EXISTS = select(literal(1)).where(tables.member.c.id == bindparam("member_id"))
-
-
-def _account_exists(member_id: int) -> bool:
-    """Whether the token's account still exists: one statement on the reads engine (app.extensions)."""
-    for attempt in (1, 2):
-        try:
-            with clients().reads.connect() as conn:
-                return conn.execute(_EXISTS, {"member_id": member_id}).first() is not None
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _verified_claims() -> dict[str, Any]:

@@ -27,7 +27,7 @@ def show(coupon_id: int) -> Response:
 
 
 @bp.post("/<id:coupon_id>/download")
-@role_required("member", lookup=False)
+@role_required("member")
 def download(coupon_id: int) -> tuple[Response, int]:
     """The hot endpoint: 201 issued (lock) or 202 pending (lua); a refusal is its contract error."""
     member_id = current_member_id()

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # mypy cannot see through db.Model; it is a subclass of Base
 else:
     Model = db.Model
 
-__all__ = ["Coupon", "Member", "MemberCoupon", "utcnow"]
+__all__ = ["Coupon", "Member", "MemberCoupon", "Revocation", "utcnow"]
 
 
 class Member(Model):
@@ -54,3 +54,13 @@ class MemberCoupon(Model):
     member_id: Mapped[int]
     coupon_id: Mapped[int]
     issued_at: Mapped[datetime]
+
+
+class Revocation(Model):
+    """A member whose access an operator ended (see tables.revocation and app/revocations.py)."""
+
+    __table__ = tables.revocation
+
+    member_id: Mapped[int]
+    status: Mapped[str]
+    revoked_at: Mapped[int]

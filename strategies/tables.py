@@ -24,6 +24,23 @@ member = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("role", sa.String(16), nullable=False, default="member"),
     sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+    # A member's id is the subject of its tokens: never reuse one (a deleted member's token would act
+    # as the next member to sign up; SQLite would reuse the highest freed id).
+    sqlite_autoincrement=True,
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_unicode_ci",
+)
+
+# Members whose access an operator ended (app/revocations.py): the durable record every API process's
+# in-memory view is built from. ``status`` is ``revoked`` (tokens issued at or before ``revoked_at``
+# are refused), ``banned`` or ``deleted`` (every token refused). No foreign key: a deleted member's
+# row outlives the member.
+revocation = sa.Table(
+    "revocation",
+    metadata,
+    sa.Column("member_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=False),  # epoch seconds, compared with a token's iat
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_unicode_ci",
 )

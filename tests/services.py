@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "mysql+pymysql://root@127.0.0.1:3306/coupon_rush_test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
-TABLES = ("member_coupon", "coupon", "member")
+TABLES = ("member_coupon", "coupon", "member", "revocation")
 
 
 @dataclass(frozen=True)

@@ -223,11 +223,7 @@ def test_commit_lost_with_the_database_settles_once_it_is_back(
 def test_reads_after_the_database_restarted_answer_at_once(
     private_app: Flask, mariadb: MariaDB, process_env: dict, tmp_path: Path
 ) -> None:
-    """The account probe pings nothing (one round trip a read): a connection the restart broke is replaced.
-
-    Every pooled connection of the reads engine died with the server; the first read on each fails
-    its statement, which throws the connection away and asks again on a new one: 200, never a 503.
-    """
+    """A signed-in read asks the database nothing (its revocation check is in memory): a restart does not touch it."""
     app = private_app
     ((_, seller),) = make_members(app, 1, role="seller", prefix="seller")
     ((_, member),) = make_members(app, 1)

@@ -69,5 +69,33 @@ def test_other_algorithms_are_refused() -> None:
 def test_the_cache_is_bounded() -> None:
     verifier = TokenVerifier(SECRET, max_cached=3)
     for i in range(10):
-        verifier.verify(token(sub=str(i)))
+        verifier.verify(token(sub=str(i + 1)))
         assert len(verifier._cache) <= 3
+
+
+def test_the_key_is_prepared_once_and_pyjwts_checks_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared = []
+    real = jwt.algorithms.HMACAlgorithm.prepare_key
+
+    def counting(self: jwt.algorithms.HMACAlgorithm, key: str | bytes) -> bytes:
+        prepared.append(key)
+        return real(self, key)
+
+    tokens = [token(sub=str(i + 1)) for i in range(5)]
+    monkeypatch.setattr(jwt.algorithms.HMACAlgorithm, "prepare_key", counting)
+    verifier = TokenVerifier(SECRET)
+    for tok in tokens:
+        verifier.verify(tok)
+    assert prepared == [SECRET]  # at start, not per decode
+    monkeypatch.undo()
+    with pytest.raises(jwt.ExpiredSignatureError):
+        verifier.verify(token(exp=int(time.time()) - 10))
+    with pytest.raises(jwt.ImmatureSignatureError):
+        verifier.verify(token(iat=int(time.time()) + 600))
+    with pytest.raises(jwt.InvalidSignatureError):
+        verifier.verify(
+            jwt.encode({"sub": "7", "iat": 1, "exp": int(time.time()) + 60}, "another-secret-0123456789abcdef")
+        )
+    # A secret that is a PEM key is still refused, as PyJWT refuses it.
+    with pytest.raises(jwt.InvalidKeyError):
+        TokenVerifier("-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----")

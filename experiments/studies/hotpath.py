@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from flask import Flask
@@ -21,6 +22,7 @@ from flask_jwt_extended import verify_jwt_in_request
 
 from app import create_app, embedded
 from app.auth import access_token_for
+from app.revocation_view import current_view
 from app.tokens import TokenVerifier
 from experiments.studies.bench import answering, cost, median_us, member_token, target_coupon
 
@@ -60,11 +62,27 @@ def token_costs(app: Flask, tokens: list[str], repeat: int) -> dict[str, float]:
         with app.test_request_context(headers={"Authorization": f"Bearer {cached}"}):
             return verify_jwt_in_request()
 
+    once = TokenVerifier(secret)  # a process's verifier: its key prepared once; every token new to it
     return {
-        "one PyJWT decode (a new token)": median_us(lambda: TokenVerifier(secret).verify(next(fresh)), repeat),
+        "one PyJWT decode (a new token)": median_us(lambda: once.verify(next(fresh)), repeat),
         "cached token": median_us(lambda: verifier.verify(cached), repeat),
         "flask-jwt-extended, with a request context (replaced)": median_us(extension, repeat),
     }
+
+
+def revocation_costs(app: Flask, repeat: int, entries: int = 10_000) -> dict[str, float]:
+    """The revocation view: µs of one request's in-memory check, and CPU µs of one refresh (once a second a process)."""
+    with app.app_context():
+        view = current_view()
+        view.refresh()
+        view._refused.update((FIRST_MEMBER - 1 - i, i) for i in range(entries))  # a view holding ``entries`` members
+        iat = time.time()
+        check = median_us(lambda: view.check(FIRST_MEMBER, iat), repeat)
+        started = time.thread_time()
+        for _ in range(repeat // 10):
+            view.refresh()
+        refresh_cpu = (time.thread_time() - started) / (repeat // 10) * 1e6
+    return {f"revocation check, a view of {entries:,} members": check, "one refresh, nothing new (CPU)": refresh_cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             costs["download (sold out)"] = cost(sold_out, args.repeat)
             tokens_us = token_costs(app, tokens[2 * wins + 4 :], args.repeat // 2)
+            tokens_us.update(revocation_costs(app, args.repeat))
     print(f"{'endpoint':<34}{'wall us':>12}{'CPU us':>12}{'Python calls':>14}")
     for name, (wall, cpu, calls) in costs.items():
         print(f"{name:<34}{wall:>12,.1f}{cpu:>12,.1f}{calls:>14,.0f}")
-    print(f"\n{'verifying one token':<56}{'us':>10}")
+    print(f"\n{'verifying one token; the revocation view':<56}{'us':>10}")
     for name, us in tokens_us.items():
         print(f"{name:<56}{us:>10,.1f}")
     share = tokens_us["one PyJWT decode (a new token)"] / costs["download (lua, a win)"][1]
