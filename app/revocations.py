@@ -33,8 +33,7 @@ from werkzeug.security import generate_password_hash
 from app.errors import BadCredentials
 from app.extensions import db
 from app.models import Coupon, Member, Revocation
-from strategies import scripts
-from strategies.clock import redis_now_ms
+from strategies import scripts, state
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def refused_up_to(entry: str | bytes) -> int:
 
 def revocation_time(client: Any) -> int:
     """Now by Redis's clock, in whole seconds, plus the margin for signing hosts ahead of it."""
-    return redis_now_ms(client) // 1000 + MARGIN_S
+    return state.now_ms(client) // 1000 + MARGIN_S
 
 
 def record(client: Any, member_id: int, entry: str) -> None:
