@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import redis
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -18,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase
 
 import strategies
 from strategies import tables
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -144,8 +147,30 @@ def init_limiter(app: Flask) -> None:
         mine = [hook for hook in hooks.get(None, []) if _bound_to_limiter(hook)]
         for hook in mine:
             hooks[None].remove(hook)
-            if hooks is not app.before_request_funcs:
+            if hooks is app.after_request_funcs:
+                hooks.setdefault("auth", []).append(_unavailable_on_redis_error(hook))
+            elif hooks is not app.before_request_funcs:
                 hooks.setdefault("auth", []).append(hook)
+
+
+def _unavailable_on_redis_error(hook: Any) -> Any:
+    """The limiter's after_request hook (it writes a failed login's count), answering 503 if Redis fails.
+
+    An error raised in an after_request hook bypasses the error handlers and becomes a 500.
+    """
+
+    def counted(response: Response) -> Response:
+        try:
+            return cast(Response, hook(response))
+        except redis.RedisError as exc:
+            from app.errors import ServiceUnavailable, error_response
+
+            log.warning("answering 503: the failed login could not be counted: %s: %s", type(exc).__name__, exc)
+            unavailable, status = error_response(503, "unavailable", ServiceUnavailable.message)
+            unavailable.status_code = status
+            return unavailable
+
+    return counted
 
 
 def _bound_to_limiter(hook: Any) -> bool:
