@@ -97,13 +97,21 @@ def _finished(found: state.CouponState | None, now_ms: int) -> bool:
 
 
 def _check_state() -> None:
-    """At start: report open coupons whose Redis state is missing (a Redis that lost its data)."""
+    """At start: report open coupons whose Redis state is missing (a Redis that lost its data).
+
+    The check reads through the session; ending it returns the connection with no transaction open,
+    which would otherwise hold its snapshot and metadata locks (a migration's ALTER TABLE waits on
+    them) for the scheduler's whole life.
+    """
     from app import recovery
+    from app.extensions import db
 
     try:
         recovery.check()
     except Exception:  # a report, never a reason not to drain
         log.exception("could not check coupons for missing Redis state")
+    finally:
+        db.session.remove()
 
 
 def main(argv: list[str] | None = None) -> None:
