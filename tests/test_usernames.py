@@ -130,3 +130,25 @@ def test_accounts_made_before_the_rule_still_log_in(app: Flask, client: FlaskCli
     assert login(client, "élise0", "password").status_code == 200
     assert_error(login(client, "elise0", "password"), 401, "bad_credentials")
     assert_error(login(client, "Elise0", "password"), 401, "bad_credentials")
+
+
+def test_sqlite_accounts_that_differ_only_in_case_each_answer_to_their_own_name(sqlite_app: Flask) -> None:
+    """Made before the rule, two such accounts may exist on SQLite: each typed exactly is found, ZED is nobody."""
+    with sqlite_app.app_context():
+        zed, big_zed = (create_member_row(name, password) for name, password in (("zed", "pw-1"), ("Zed", "pw-2")))
+    client = sqlite_app.test_client()
+    assert login(client, "zed", "pw-1").status_code == 200
+    assert login(client, "Zed", "pw-2").status_code == 200
+    assert_error(login(client, "ZED", "pw-1"), 401, "bad_credentials")
+    assert zed != big_zed
+
+
+def create_member_row(username: str, password: str) -> int:
+    """An account stored directly, as the old rule let it be."""
+    from werkzeug.security import generate_password_hash
+
+    db.session.execute(
+        sa.insert(Member).values(username=username, password_hash=generate_password_hash(password), role="member")
+    )
+    db.session.commit()
+    return int(db.session.scalar(sa.select(Member.id).where(Member.username == username)) or 0)
