@@ -7,6 +7,7 @@ never stops or a hook that runs on every request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -24,14 +25,17 @@ def stop_requested(worker: BaseWorker) -> bool:
     return worker._shutdown_requested_date is not None
 
 
-def move_limiter_hooks(app: Flask, limiter: Limiter, blueprint: str) -> int:
+def move_limiter_hooks(
+    app: Flask, limiter: Limiter, blueprint: str, wrap_after: Callable[[Any], Any] = lambda hook: hook
+) -> int:
     """Take Flask-Limiter's app-wide hooks off every request; its after and teardown hooks go to ``blueprint``.
 
     Flask-Limiter 4 hooks every request of the app: its before_request alone cost ~40 us a request
     with no limit to check. Only ``blueprint`` is limited, its decorators check by themselves, so
     its before_request hook goes and the hooks that count failures and free the context follow
     the blueprint. The hooks are recognised as the library registers them: methods bound to the
-    limiter, or ``partial`` objects whose first argument is it. Returns how many were moved or dropped.
+    limiter, or ``partial`` objects whose first argument is it; ``wrap_after`` wraps each after_request
+    hook as it moves. Returns how many were moved or dropped.
     """
     hook_lists: tuple[dict[Any, list[Any]], ...] = (
         app.before_request_funcs,
@@ -43,7 +47,9 @@ def move_limiter_hooks(app: Flask, limiter: Limiter, blueprint: str) -> int:
         mine = [hook for hook in hooks.get(None, []) if _bound_to(hook, limiter)]
         for hook in mine:
             hooks[None].remove(hook)
-            if hooks is not app.before_request_funcs:
+            if hooks is app.after_request_funcs:
+                hooks.setdefault(blueprint, []).append(wrap_after(hook))
+            elif hooks is not app.before_request_funcs:
                 hooks.setdefault(blueprint, []).append(hook)
         moved += len(mine)
     return moved

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import cache, wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import jwt as pyjwt
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_jwt_extended import create_access_token
 from flask_limiter.util import get_remote_address
-from sqlalchemy import select
+from sqlalchemy import func, insert, literal, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import revocations
-from app.errors import BadCredentials, Conflict, Forbidden, Unauthorized
+from app.errors import BadCredentials, Conflict, Forbidden, InvalidRequest, Unauthorized
 from app.extensions import db, limiter
 from app.models import Member
 from app.revocation_view import current_view
 from app.tokens import TokenVerifier
-from app.validation import Credentials, parse
+from app.validation import USERNAME, Credentials, NewAccount, parse
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 View = TypeVar("View", bound=Callable[..., Any])
@@ -29,14 +29,30 @@ ROLES = ("member", "seller")
 
 
 def create_member(username: str, password: str, role: str = "member") -> Member:
-    """Store a new member with a scrypt password hash; Conflict if the name is taken."""
-    member = Member(username=username, password_hash=generate_password_hash(password), role=role)
-    db.session.add(member)
+    """Store a new member with a scrypt password hash; 400 for a name outside the rule, Conflict if taken.
+
+    "Taken" is as the database compares names: MariaDB's collation equates case, accents and more
+    (its unique key refuses the second); SQLite compares bytes, so there the insert itself skips a
+    name that differs from a stored one only in case (one statement: no second writer between).
+    """
+    if not USERNAME.fullmatch(username):
+        raise InvalidRequest("username: 3 to 32 ASCII letters, digits, '.', '_' or '-'")
+    values = {"username": username, "password_hash": generate_password_hash(password), "role": role}
+    if db.engine.dialect.name == "sqlite":
+        same = select(literal(1)).where(func.lower(Member.username) == func.lower(username)).exists()
+        statement = insert(Member).from_select(list(values), select(*map(literal, values.values())).where(~same))
+    else:
+        statement = insert(Member).values(values)
     try:
+        created = cast(CursorResult[Any], db.session.execute(statement)).rowcount
         db.session.commit()
     except IntegrityError:
+        created = 0
+    if not created:
         db.session.rollback()
-        raise Conflict("username_taken", "That username is taken.") from None
+        raise Conflict("username_taken", "That username is taken.")
+    member = db.session.scalar(select(Member).where(Member.username == username))
+    assert member is not None
     return member
 
 
@@ -48,7 +64,7 @@ def access_token_for(member_id: int, role: str) -> str:
 @bp.post("/signup")
 def signup() -> tuple[Response, int]:
     """Create a member account."""
-    body = parse(Credentials)
+    body = parse(NewAccount)
     member = create_member(body.username, body.password)
     return jsonify(id=member.id, username=member.username, role=member.role), 201
 
@@ -58,12 +74,45 @@ def _failed(response: Response) -> bool:
 
 
 def _username_key() -> str:
-    """The login's username, case-folded (the database compares names without case)."""
+    """Failures count against the account the name matched, an unknown name against its case-folded form.
+
+    MariaDB's collation finds one account under many spellings (case, accents, full-width forms,
+    ignorable characters): a count per string would give each spelling a budget of its own.
+    Only a valid body is looked up; for any other the view answers 400, which counts nothing.
+    """
     try:
-        username = json.loads(request.get_data(cache=True)).get("username")
-    except (ValueError, AttributeError):
-        username = None
-    return f"user:{username.strip().casefold()}" if isinstance(username, str) else "user:"
+        body, member = _attempt()
+    except InvalidRequest:
+        return "invalid"
+    return f"member:{member.id}" if member is not None else f"user:{body.username.casefold()}"
+
+
+def _attempt() -> tuple[Credentials, Member | None]:
+    """This login's credentials and the account they name, looked up once per request (400 for a bad body)."""
+    if "login_attempt" not in g:
+        body = parse(Credentials)
+        g.login_attempt = (body, find_account(body.username))
+    found: tuple[Credentials, Member | None] = g.login_attempt
+    return found
+
+
+def find_account(username: str) -> Member | None:
+    """The account named ``username``, the same name up to case; None if no account has that name.
+
+    The database's own match is wider (MariaDB's collation: accents, full-width forms, ignorable
+    characters; SQLite: exact bytes, hence ``lower`` there). Of its matches, only the account whose
+    name equals this one but for case counts: ``alicé`` or ``ali\u200bce`` is nobody, not alice.
+    """
+    if db.engine.dialect.name == "sqlite":
+        where = func.lower(Member.username) == func.lower(username)
+    else:
+        where = Member.username == username
+    found = db.session.scalars(select(Member).where(where).limit(10))
+    same = [m for m in found if m.username.lower() == username.lower()]
+    exact = [m for m in same if m.username == username]
+    if exact or len(same) == 1:
+        return (exact or same)[0]
+    return None  # no account, or several on SQLite that differ only in case and none typed exactly
 
 
 @cache
@@ -81,8 +130,7 @@ def _dummy_hash() -> str:
 )
 def login() -> Response:
     """Exchange a username and password for an access token."""
-    body = parse(Credentials)
-    member = db.session.scalar(select(Member).where(Member.username == body.username))
+    body, member = _attempt()
     password_hash = member.password_hash if member is not None else _dummy_hash()
     if not check_password_hash(password_hash, body.password) or member is None:
         raise BadCredentials()

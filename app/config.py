@@ -79,6 +79,8 @@ class Config:
         self.DB_POOL_SIZE = _int(env, "DB_POOL_SIZE", 20)
         self.DB_POOL_TIMEOUT_S = _int(env, "DB_POOL_TIMEOUT_S", 5)
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH_BYTES", 64 * 1024)
+        # No OPTIONS answers (no CORS here): an OPTIONS request gets the JSON 405 with its Allow header.
+        self.PROVIDE_AUTOMATIC_OPTIONS = False
         # Failed logins allowed per username and per client address (Flask-Limiter's notation).
         self.LOGIN_FAILURES_PER_USERNAME = env.get("LOGIN_FAILURES_PER_USERNAME") or "5 per minute"
         self.LOGIN_FAILURES_PER_ADDRESS = env.get("LOGIN_FAILURES_PER_ADDRESS") or "30 per minute"

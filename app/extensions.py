@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import redis
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -18,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase
 import strategies
 from app.adapters import move_limiter_hooks
 from strategies import tables
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -132,8 +135,29 @@ def init_limiter(app: Flask) -> None:
     )
     limiter.init_app(app)
     # Only /auth/login is limited: the limiter's hooks run for the auth blueprint alone, and the
-    # download path pays nothing for them.
-    move_limiter_hooks(app, limiter, "auth")
+    # download path pays nothing for them. An error in an after_request hook bypasses the error
+    # handlers, so the hook that counts a failed login answers 503 itself when Redis fails.
+    move_limiter_hooks(app, limiter, "auth", wrap_after=_unavailable_on_redis_error)
+
+
+def _unavailable_on_redis_error(hook: Any) -> Any:
+    """The limiter's after_request hook (it writes a failed login's count), answering 503 if Redis fails.
+
+    An error raised in an after_request hook bypasses the error handlers and becomes a 500.
+    """
+
+    def counted(response: Response) -> Response:
+        try:
+            return cast(Response, hook(response))
+        except redis.RedisError as exc:
+            from app.errors import UNAVAILABLE_MESSAGE, error_response
+
+            log.warning("answering 503: the failed login could not be counted: %s: %s", type(exc).__name__, exc)
+            unavailable, status = error_response(503, "unavailable", UNAVAILABLE_MESSAGE)
+            unavailable.status_code = status
+            return unavailable
+
+    return counted
 
 
 def init_clients(app: Flask) -> None:

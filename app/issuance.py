@@ -136,11 +136,16 @@ def _pending(member_id: int) -> list[tuple[int, float]]:
 
 
 def coupon_stats(coupon_id: int, seller_id: int) -> dict[str, int]:
-    """Reserved in Redis, persisted in the database, pending in the queue; the owner only."""
+    """Reserved in Redis, persisted in the database, pending in the queue; the owner only.
+
+    A coupon whose Redis state is lost answers 503, as its view does: its counts are unknown.
+    """
     coupon = _owned(coupon_id, seller_id, "Only the coupon's seller may read its stats.")
     client = clients().state_redis
     left = state.stock(client, coupon_id)
-    reserved = coupon.quantity - max(left, 0) if left is not None else 0
+    if left is None:
+        raise _not_found_or_missing(coupon_id)
+    reserved = coupon.quantity - max(left, 0)
     persisted = (
         db.session.scalar(
             sa.select(sa.func.count()).select_from(MemberCoupon).where(MemberCoupon.coupon_id == coupon_id)

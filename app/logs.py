@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,29 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# C0 and C1 controls, DEL, and the line and paragraph separators: whatever a reader of the log could
+# take for the end of a line or a terminal's command.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+class LineFormatter(logging.Formatter):
+    """Text logs: one line a record, its control characters escaped wherever they came from.
+
+    A username with a newline reaches the log through other people's messages (the limiter names
+    the key it refused); escaping the finished line covers every field and a traceback alike.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line."""
+        return _CONTROL.sub(_escape, super().format(record))
+
+
 def config(process: str, log_format: str | None = None, access_log: str | None = None) -> dict[str, Any]:
     """A dictConfig for ``process``: INFO for the service, quieter for chatty libraries.
 
@@ -55,7 +79,10 @@ def config(process: str, log_format: str | None = None, access_log: str | None =
             "static_fields": {"process": process},
         }
     else:
-        formatter = {"format": f"%(asctime)s {process} %(levelname)s %(name)s [%(request_id)s]: %(message)s"}
+        formatter = {
+            "()": LineFormatter,
+            "fmt": f"%(asctime)s {process} %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+        }
     line = {"formatter": "line", "filters": ["request_id"]}
     access: dict[str, Any] = (
         {"class": "logging.FileHandler", "filename": access_log}

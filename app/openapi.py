@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 
 from app.ids import MAX_ID
-from app.validation import MAX_QUANTITY, Credentials, NewCoupon
+from app.validation import MAX_QUANTITY, Credentials, NewAccount, NewCoupon
 
 bp = Blueprint("openapi", __name__)
 
@@ -149,7 +149,7 @@ def paths() -> dict[str, Any]:
     return {
         "/auth/signup": {
             "post": operation(
-                "Create a member account", {201: _json("Member", "Created")}, (400, 409, 503), "Credentials", False
+                "Create a member account", {201: _json("Member", "Created")}, (400, 409, 503), "NewAccount", False
             )
         },
         "/auth/login": {
@@ -266,7 +266,12 @@ def document() -> dict[str, Any]:
         "paths": paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": {**SCHEMAS, "Credentials": body_schema(Credentials), "NewCoupon": body_schema(NewCoupon)},
+            "schemas": {
+                **SCHEMAS,
+                "Credentials": body_schema(Credentials),
+                "NewAccount": body_schema(NewAccount),
+                "NewCoupon": body_schema(NewCoupon),
+            },
             "responses": {
                 f"E{status}": {
                     "description": text,

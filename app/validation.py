@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from flask import request
+from flask import current_app, request
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -16,12 +18,21 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import InvalidRequest
 from strategies.clock import naive_utc
 
 MAX_QUANTITY = 10_000_000
 Model = TypeVar("Model", bound=BaseModel)
+# A new account's name: ASCII letters, digits, '.', '_' and '-', compared without case (docs/api.md).
+# Nothing else, so that no two names a person can tell apart are one account to the database's
+# collation (which equates accents, full-width forms, ignorable and control characters).
+USERNAME = re.compile(r"[A-Za-z0-9._-]{3,32}")
+# ISO 8601 date and time, ASCII digits only: a date alone, epoch seconds or other digits are refused.
+ISO_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
+)
 
 
 def _to_naive_utc(value: datetime) -> datetime:
@@ -35,7 +46,16 @@ def _to_naive_utc(value: datetime) -> datetime:
     return value
 
 
-UtcTime = Annotated[datetime, AfterValidator(_to_naive_utc)]
+def _iso_8601(value: Any) -> Any:
+    """An ISO 8601 string as a datetime (pydantic's own parser also takes "1796520000" as epoch seconds)."""
+    if not isinstance(value, str):
+        return value  # the strict datetime check refuses it
+    if not ISO_TIME.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date and time, e.g. 2030-01-01T09:00:00Z")
+    return datetime.fromisoformat(value)
+
+
+UtcTime = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(_to_naive_utc)]
 
 
 class Body(BaseModel):
@@ -45,10 +65,19 @@ class Body(BaseModel):
 
 
 class Credentials(Body):
-    """Sign-up and log-in: the username loses surrounding spaces, the password is kept as typed."""
+    """Log-in: the username loses surrounding spaces, the password is kept as typed.
+
+    Any name an account may hold is taken here, those made before the rule of USERNAME included.
+    """
 
     username: str = Field(min_length=1, max_length=64)
     password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(min_length=1, max_length=128)
+
+
+class NewAccount(Credentials):
+    """Sign-up: the username follows USERNAME."""
+
+    username: str = Field(pattern=f"^{USERNAME.pattern}$")
 
 
 class NewCoupon(Body):
@@ -70,9 +99,23 @@ class NewCoupon(Body):
 def parse(model: type[Model]) -> Model:
     """The request's JSON body as ``model``, or a 400 that says which field is wrong and why."""
     try:
-        return model.model_validate_json(request.get_data(cache=True) or b"")
+        return model.model_validate_json(body())
     except ValidationError as exc:
         raise InvalidRequest(_describe(exc)) from None
+
+
+def body() -> bytes:
+    """The request's body; 413 past MAX_CONTENT_LENGTH, whether its length was announced or it came chunked.
+
+    Werkzeug stops reading a chunked body at the limit and hands over what it read: a body that
+    fills the limit is refused if one more byte follows it (the server's stream ends the body).
+    """
+    data = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return data
 
 
 def _describe(exc: ValidationError) -> str:

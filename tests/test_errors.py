@@ -64,8 +64,9 @@ def test_unicode_and_sql_looking_strings_are_just_data(client: FlaskClient, sell
     name = "쿠폰 ☃ '; DROP TABLE coupon; --"
     resp = client.post("/coupons", json={"name": name, "quantity": 1}, headers=bearer(seller[1]))
     assert resp.status_code == 201 and resp.json["name"] == name
-    resp = client.post("/auth/signup", json={"username": "o'neil\" OR 1=1 --", "password": "p"})
+    resp = client.post("/auth/signup", json={"username": "o.neil", "password": "o'neil\" OR 1=1 --"})
     assert resp.status_code == 201
+    assert client.post("/auth/login", json={"username": "o.neil", "password": "o'neil\" OR 1=1 --"}).status_code == 200
 
 
 def test_body_over_the_limit(client: FlaskClient, seller) -> None:

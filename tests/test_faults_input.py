@@ -55,9 +55,9 @@ def test_four_byte_characters_and_nul_are_just_data(client: FlaskClient, seller:
     resp = client.post("/coupons", json={"name": name, "quantity": 1}, headers=bearer(seller[1]))
     assert resp.status_code == 201 and resp.json["name"] == name
     assert client.get(f"/coupons/{resp.json['id']}", headers=bearer(seller[1])).json["name"] == name
-    resp = client.post("/auth/signup", json={"username": "😀\u0000", "password": "🔑"})
-    assert resp.status_code == 201 and resp.json["username"] == "😀\u0000"
-    assert client.post("/auth/login", json={"username": "😀\u0000", "password": "🔑"}).status_code == 200
+    resp = client.post("/auth/signup", json={"username": "emoji", "password": "😀\u0000🔑"})
+    assert resp.status_code == 201 and resp.json["username"] == "emoji"
+    assert client.post("/auth/login", json={"username": "emoji", "password": "😀\u0000🔑"}).status_code == 200
 
 
 def test_huge_coupon_ids_are_not_found(client: FlaskClient, seller: tuple[int, str], app: Flask) -> None:
@@ -93,7 +93,7 @@ def test_correctly_signed_but_wrong_claims(client: FlaskClient, claims: dict, st
 def test_405_names_the_methods_allowed(client: FlaskClient) -> None:
     resp = client.delete("/coupons")
     assert_error(resp, 405, "method_not_allowed")
-    assert set(resp.headers["Allow"].replace(" ", "").split(",")) == {"POST", "OPTIONS"}
+    assert set(resp.headers["Allow"].replace(" ", "").split(",")) == {"POST"}  # no OPTIONS answers
     resp = client.put("/coupons/1/download")
     assert_error(resp, 405, "method_not_allowed")
     assert "POST" in resp.headers["Allow"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ import requests
 from flask import Flask
 
 from support.procs import Proc, free_port, start_gunicorn, wait_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, bearer
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian package nginx)")
@@ -97,3 +100,61 @@ def test_errors_through_nginx_are_json(nginx_in_front: tuple[str, Proc]) -> None
     assert_json_error(next(r for r in answers if r.status_code == 429), 429, "too_many_requests")
     api.stop()  # the upstream is gone: nginx's 502 becomes the contract's 503
     assert_json_error(requests.get(f"{base}/coupons/1", timeout=10), 503, "unavailable")
+
+
+def _raw(base: str, request_line: str, headers: list[str] = ()) -> tuple[int, dict[str, str], bytes]:  # type: ignore[assignment]
+    """One request sent byte for byte (requests would refuse some of these); its status, headers and body."""
+    host, port = base.removeprefix("http://").split(":")
+    head = "\r\n".join([request_line, f"Host: {host}", *headers, "Connection: close", "", ""]).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    top, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = top.decode("latin-1").split("\r\n")
+    found = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), found, body
+
+
+def test_a_valid_client_request_id_is_kept_else_nginx_makes_one(
+    nginx_in_front: tuple[str, Proc], tmp_path: Path
+) -> None:
+    base, _ = nginx_in_front
+    mine = "client-id_1.A" + "x" * 100
+    for path in ("/healthz", "/metrics", "/coupons/1"):  # the app's answers, nginx's own, an app error
+        assert requests.get(f"{base}{path}", headers={"X-Request-ID": mine}, timeout=5).headers["X-Request-ID"] == mine
+    for invalid in ("bad id!", "x" * 129, "a\tb", ""):
+        given = requests.get(f"{base}/healthz", headers={"X-Request-ID": invalid}, timeout=5).headers["X-Request-ID"]
+        assert given != invalid and re.fullmatch(r"[0-9a-f]{32}", given), given
+    assert f"rid={mine}" in (tmp_path / "nginx" / "access.log").read_text()
+
+
+def test_only_json_reaches_a_client_through_nginx(nginx_in_front: tuple[str, Proc]) -> None:
+    """gunicorn's own refusals are HTML (docs/operations.md): nothing it would refuse gets past nginx."""
+    base, _ = nginx_in_front
+    # Request lines around nginx's limit (a 4k buffer) and past gunicorn's (4094 bytes).
+    for length in (*range(4070, 4110), 5000, 9000):
+        target = "/coupons/1?q=" + "a" * (length - len("GET  HTTP/1.1") - len("/coupons/1?q="))
+        status, headers, body = _raw(base, f"GET {target} HTTP/1.1")
+        assert headers["content-type"].startswith("application/json"), (length, status, body[:200])
+        assert status in (400, 401), (length, status)
+    # Many headers (gunicorn refuses over 100), one large header: JSON whatever the case.
+    many = [f"X-Extra-{i}: v" for i in range(300)]
+    status, headers, body = _raw(base, "GET /healthz HTTP/1.1", many)
+    assert (status, headers["content-type"]) == (200, "application/json"), body[:200]
+    status, headers, body = _raw(base, "GET /healthz HTTP/1.1", ["X-Large: " + "v" * 6000])
+    assert (status, json.loads(body)["error"]) == (400, "invalid_request"), body[:200]
+    # OPTIONS is not answered: the contract's 405, naming the methods the path takes.
+    resp = requests.options(f"{base}/auth/login", timeout=5)
+    assert_json_error(resp, 405, "method_not_allowed", by_nginx=False)
+    assert resp.headers["Allow"] == "POST"
+
+
+def test_the_app_gets_the_headers_it_reads_through_nginx(nginx_in_front: tuple[str, Proc], app: Flask) -> None:
+    base, _ = nginx_in_front
+    signup = requests.post(f"{base}/auth/signup", json={"username": "ann", "password": "pw"}, timeout=5)
+    assert signup.status_code == 201, signup.text
+    token = requests.post(f"{base}/auth/login", json={"username": "ann", "password": "pw"}, timeout=5).json()
+    mine = requests.get(f"{base}/members/me/coupons", headers=bearer(token["access_token"]), timeout=5)
+    assert (mine.status_code, mine.json()) == (200, [])

@@ -117,7 +117,7 @@ def test_embedded_default_survives_kill9_of_everything(tmp_path: Path) -> None:
         coupon_id = requests.post(
             f"{base}/coupons", json={"name": "survivor", "quantity": quantity}, headers=bearer(seller)
         ).json()["id"]
-        tokens = [_account(base, f"m{i}") for i in range(quantity + 1)]
+        tokens = [_account(base, f"member{i}") for i in range(quantity + 1)]
         answers = [requests.post(f"{base}/coupons/{coupon_id}/download", headers=bearer(t)) for t in tokens[:5]]
         assert [a.status_code for a in answers] == [202] * 5
         kill9_everything(first, tmp_path)
