@@ -76,8 +76,6 @@ def rebuild(coupon_id: int) -> bool:
         client, coupon_id, coupon.name, coupon.quantity, epoch_ms(coupon.starts_at), epoch_ms(coupon.ends_at), winners
     )
     client.srem(keys.MISSING_STATE, coupon_id)
-    if restored:
-        log.warning("rebuilt coupon %s: stock %s, %s winners", coupon_id, coupon.quantity - len(winners), len(winners))
     return restored
 
 
@@ -97,11 +95,14 @@ def check_state_command() -> None:
 @with_appcontext
 def rebuild_state_command(coupon_ids: tuple[int, ...]) -> None:
     """Rebuild the Redis state of COUPON_IDS (default: every open coupon missing it) from the database."""
+    unknown = [coupon_id for coupon_id in coupon_ids if not has_row(coupon_id)]
+    if unknown:
+        raise click.ClickException(f"no such coupon: {', '.join(map(str, unknown))}; nothing rebuilt")
     with embedded.serving(current_app.instance_path):
         targets = list(coupon_ids) or state.missing(clients().state_redis, open_coupon_ids())
         for coupon_id in targets:
             done = rebuild(coupon_id)
-            click.echo(f"coupon {coupon_id}: {'rebuilt' if done else 'left as it was (it has state, or no row)'}")
+            click.echo(f"coupon {coupon_id}: {'rebuilt' if done else 'left as it was (it has its Redis state)'}")
     if not targets:
         click.echo("every open coupon has its Redis state")
 
