@@ -287,3 +287,33 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_an_armed_child_dies_with_its_parent_however_it_dies() -> None:
+    """A parent starts a child armed with SIGKILL, then is kill -9'd: the child goes too, at once."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, subprocess, sys, time; from app.children import dying_with_parent; "
+            "child = subprocess.Popen(['sleep', '300'], preexec_fn=dying_with_parent(signal.SIGKILL)); "
+            "print(child.pid, flush=True); time.sleep(300)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert _alive(child)
+    parent.kill()
+    parent.wait(10)
+    wait_all_gone([child], "the armed child to die with its parent")
+
+
+def test_nothing_is_armed_where_there_is_no_parent_death_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off Linux there is no such signal: no preexec_fn (the launcher's start-up checks are what remain)."""
+    from app import children
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert children.dying_with_parent(signal.SIGKILL) is None
