@@ -69,7 +69,13 @@ def _ensure(folder: Path, attached: bool = False) -> tuple[str, bool, subprocess
         if answers(url):
             return url, False, None
         child = _start(folder, attached)
-        _wait_until_answering(url, child)
+        try:
+            _wait_until_answering(url, child)
+        except BaseException:
+            if child is not None:
+                child.kill()
+                child.wait()
+            raise
     return url, True, child
 
 

@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -317,3 +318,87 @@ def test_nothing_is_armed_where_there_is_no_parent_death_signal(monkeypatch: pyt
 
     monkeypatch.setattr(sys, "platform", "darwin")
     assert children.dying_with_parent(signal.SIGKILL) is None
+
+
+def _supervisor(**commands: str) -> launcher.Supervisor:
+    return launcher.Supervisor(commands, dict(os.environ, PYTHONWARNINGS="ignore"))
+
+
+def _stubborn(ready: Path) -> str:
+    """A command that ignores SIGTERM, then creates ``ready``."""
+    code = f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); open({str(ready)!r}, 'w')"
+    code += "; time.sleep(60)"
+    return f'{sys.executable} -c "{code}"'
+
+
+def _when_ready(ready: Path) -> str:
+    """A command that exits once ``ready`` exists."""
+    return f'{sys.executable} -c "import os, time\nwhile not os.path.exists({str(ready)!r}): time.sleep(0.05)"'
+
+
+def test_when_one_process_ends_the_others_are_stopped_and_its_status_is_the_launchers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Procfile process that exits takes the rest down (a dead API must not hide behind a live worker)."""
+    quitter = f"{sys.executable} -c 'print(\"bye\"); raise SystemExit(3)'"
+    supervisor = _supervisor(quitter=quitter, sleeper="sleep 60")
+    assert supervisor.run() == 3
+    assert all(child.poll() is not None for child in supervisor.children.values())
+    out = capsys.readouterr().out
+    assert "quitter | bye" in out and "quitter stopped (status 3), stopping the others" in out
+    assert "sending SIGTERM to sleeper" in out
+
+
+def test_a_process_that_ignores_sigterm_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping waits STOP_TIMEOUT_S for SIGTERM to work, then sends SIGKILL."""
+    monkeypatch.setattr(launcher, "STOP_TIMEOUT_S", 0.5)
+    ready = tmp_path / "ready"
+    supervisor = _supervisor(stubborn=_stubborn(ready), quitter=_when_ready(ready))
+    assert supervisor.run() == 0
+    assert supervisor.children["stubborn"].returncode == -signal.SIGKILL
+
+
+def test_ctrl_c_stops_every_process_and_a_second_one_kills(tmp_path: Path) -> None:
+    """The first SIGINT stops them all (status 130); a second one while they stop sends SIGKILL at once."""
+    ready = tmp_path / "ready"
+    supervisor = _supervisor(stubborn=_stubborn(ready))
+
+    def press_ctrl_c_twice() -> None:
+        wait_for(ready.exists, 30, "the stubborn process to ignore SIGTERM")
+        os.kill(os.getpid(), signal.SIGINT)
+        wait_for(lambda: supervisor.signalled is not None, 30, "the first Ctrl-C to be seen")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c_twice, daemon=True)
+    presser.start()
+    started = time.monotonic()
+    assert supervisor.run() == 130
+    presser.join(5)
+    assert supervisor.children["stubborn"].returncode == -signal.SIGKILL
+    assert time.monotonic() - started < launcher.STOP_TIMEOUT_S
+
+
+def test_the_procfile_is_read_as_its_lines_say(tmp_path: Path) -> None:
+    """Name, colon, command; comments and blank lines skipped; the repository's three processes in order."""
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("# the service\nweb: gunicorn -c g.py wsgi:app\n\nworker:python -m jobs.worker\n")
+    assert launcher.procfile(procfile) == {"web": "gunicorn -c g.py wsgi:app", "worker": "python -m jobs.worker"}
+    assert list(launcher.procfile(ROOT / "Procfile")) == ["web", "worker", "scheduler"]
+
+
+def test_an_address_not_on_this_machine_is_named(tmp_path: Path) -> None:
+    """HOST set to an address this machine does not have: said before anything starts, with what to set."""
+    problem = launcher.port_problem("192.0.2.254", free_port())
+    assert problem is not None and "cannot listen on 192.0.2.254" in problem and "HOST" in problem
+    assert launcher.port_problem("127.0.0.1", free_port()) is None
+    assert launcher.serving_pid(tmp_path) is None  # no launcher ever ran here
+    (tmp_path / launcher.LOCK_NAME).write_text("12345\n")
+    assert launcher.serving_pid(tmp_path) is None  # one ran, and is gone: its lock went with it
+
+
+def test_stop_says_who_uses_the_redis(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m app.embedded stop`` itself, on a folder make serve runs on: exit 1, the pid, the way out."""
+    assert embedded.main(["stop", "--instance", str(served.instance)]) == 1
+    said = capsys.readouterr().err
+    assert f"make serve (pid {served.popen.pid})" in said and f"kill {served.popen.pid}" in said, said
+    assert embedded.answers(embedded.socket_url(served.instance))
