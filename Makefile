@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCKS  := requirements.lock requirements-dev.lock
 # Stopping installs nothing: an embedded Redis can only have been started from an installed venv.
+# It refuses (exit 1) while `make serve` runs on the same instance folder: Ctrl-C there stops both.
 STOP_EMBEDDED = if test -x $(BIN)/python; then $(BIN)/python -m app.embedded stop; \
 	else echo "no venv: no embedded Redis to stop"; fi
 
@@ -26,11 +27,11 @@ $(STAMP): $(LOCKS)
 run: $(STAMP)
 	$(BIN)/python -m experiments.lab --demo
 
-## serve: the whole service in the foreground (API, RQ worker, scheduler); Ctrl-C stops it
+## serve: the whole service in the foreground (API on 127.0.0.1:8000, RQ worker, scheduler); Ctrl-C stops it
 serve: $(STAMP)
 	$(BIN)/python -m app.launcher
 
-## stop: stop an embedded Redis left running (its data stays in instance/)
+## stop: stop an embedded Redis left running (its data stays in instance/); refuses while make serve runs
 stop:
 	@$(STOP_EMBEDDED)
 

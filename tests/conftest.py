@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
@@ -23,6 +24,18 @@ from tests import services as svc
 
 TEST_SECRET = "test-secret-of-the-suite-0123456789abcdef"  # noqa: S105
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The run's first lines: which database and Redis it uses, probed as the ``services`` fixture probes them."""
+    database = os.environ.get("TEST_DATABASE_URL", svc.DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("TEST_REDIS_URL", svc.DEFAULT_REDIS_URL)
+    problems = [p.splitlines()[0] for p in (svc._database_problem(database), svc._redis_problem(redis_url)) if p]
+    if not problems:
+        return [f"services: database {make_url(database).render_as_string(hide_password=True)}, Redis {redis_url}"]
+    if os.environ.get("COUPON_RUSH_REQUIRE_SERVICES") == "1":
+        return [f"services: required and missing, the run stops: {'; '.join(problems)}"]
+    return [f"services: the embedded defaults (SQLite, an embedded Redis), because {'; '.join(problems)}"]
 
 
 @pytest.fixture(scope="session")

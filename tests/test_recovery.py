@@ -98,7 +98,7 @@ def launcher(instance: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def kill9_everything(proc: subprocess.Popen[bytes], instance: Path) -> None:
-    """kill -9 of the launcher, every process under it (honcho gives each its own session) and the embedded Redis."""
+    """kill -9 of the launcher, every process under it and the embedded Redis, each by its pid, all at once."""
     victims = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
     victims += [proc.pid, int((instance / "redis.pid").read_text())]  # the Redis daemon is nobody's child
     for pid in victims:
