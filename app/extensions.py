@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import wraps
 from typing import Any, cast
 
 import redis
@@ -146,6 +147,7 @@ def _unavailable_on_redis_error(hook: Any) -> Any:
     An error raised in an after_request hook bypasses the error handlers and becomes a 500.
     """
 
+    @wraps(hook)
     def counted(response: Response) -> Response:
         try:
             return cast(Response, hook(response))

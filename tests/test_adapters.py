@@ -18,8 +18,9 @@ from app.extensions import clients
 
 
 def owner(hook: Any) -> str:
-    """The module a hook's code lives in, however it is wrapped (function, bound method, partial)."""
-    func = getattr(hook, "func", hook)
+    """The module a hook's code lives in, however it is wrapped (function, bound method, partial, functools.wraps)."""
+    func = getattr(hook, "__wrapped__", hook)
+    func = getattr(func, "func", func)
     func = getattr(func, "__func__", func)
     return str(getattr(func, "__module__", ""))
 

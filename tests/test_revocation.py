@@ -106,7 +106,7 @@ def test_delete_user_refuses_its_tokens_and_keeps_a_sellers_coupons(
     assert_error(client.get("/members/me/coupons", headers=bearer(token)), 401, "unauthorized")
     with app.app_context():
         assert db.session.get(Member, member_id) is None
-    signup = client.post("/auth/signup", json={"username": "m0", "password": "pw"})
+    signup = client.post("/auth/signup", json={"username": "newcomer", "password": "pw"})
     assert signup.status_code == 201 and signup.json["id"] > member_id  # never the old id
 
 
@@ -119,9 +119,9 @@ def test_sqlite_never_reuses_a_member_id(services, tmp_path: Path) -> None:
         upgrade(directory=str(ROOT / "migrations"))
         clients().broker.flushdb()
     client = app.test_client()
-    first = client.post("/auth/signup", json={"username": "a", "password": "pw"}).json["id"]
-    assert cli(app, "delete-user", "a")[0] == 0
-    second = client.post("/auth/signup", json={"username": "b", "password": "pw"}).json["id"]
+    first = client.post("/auth/signup", json={"username": "alpha", "password": "pw"}).json["id"]
+    assert cli(app, "delete-user", "alpha")[0] == 0
+    second = client.post("/auth/signup", json={"username": "bravo", "password": "pw"}).json["id"]
     with app.app_context():
         clients().broker.flushdb()
         db.engine.dispose()

@@ -221,7 +221,7 @@ def test_delete_user_mid_rush_reaches_every_worker_and_the_id_is_never_given_aga
             from_record = refusing_after(rush, access, at[0])
         assert all(s < APPLIES_WITHIN_S for s in from_record.values()), from_record
         print(f"delete-user: last request accepted per worker, s after the record: {from_record}")
-        signup = requests.post(f"{base}/auth/signup", json={"username": "m0", "password": "pw"}, timeout=30)
+        signup = requests.post(f"{base}/auth/signup", json={"username": "newcomer", "password": "pw"}, timeout=30)
         assert signup.status_code == 201 and signup.json()["id"] > member_id
 
 
