@@ -26,10 +26,11 @@ from flask import Flask
 from app import create_app, embedded
 from app.extensions import clients, db
 from app.logs import configure as configure_logging
-from experiments import provenance, report
+from experiments import network, provenance, report
 from experiments.bench import drain_benchmark
 from experiments.costs import database_pids
 from experiments.live import Live
+from experiments.plan import predict_runs
 from experiments.results import DrainBench, RunResult
 from support.procs import GRANIAN_BACKLOG, ROOT, gunicorn_settings
 
@@ -89,6 +90,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-read", action="store_true", help="skip the ceiling run (GET /coupons/<id>)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
+    p.add_argument(
+        "--rtt-ms",
+        type=network.rtts,
+        default="0",
+        help="the RTT between the API (and the drain) and Redis and the database, ms; several: 0,0.5,1,2",
+    )
     p.add_argument("--api-cpus", type=cpus, help="pin the API instances to these CPUs, e.g. 0 or 0,1")
     p.add_argument("--loadgen-cpus", type=cpus, help="pin the Locust processes to these CPUs")
     p.add_argument("--drain-winners", type=int, default=50_000, help="winners for the drain benchmark (0: skip)")
@@ -180,6 +187,7 @@ class Lab:
             "repeat": a.repeat,
             "api_cpus": sorted(a.api_cpus) if a.api_cpus else None,
             "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
+            "rtt_ms": a.rtt_ms,
             "database": self.engine.dialect.name,
             "database_version": versions.database,
             "redis": f"redis {versions.redis}",
@@ -242,9 +250,9 @@ def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tup
     lab = Lab.prepare(args, out, live)
     modes = [*args.strategies, *([] if args.no_read else ["read"])]
     runs = [
-        one_run(lab, mode, instances, i)
+        one_run(lab, mode, instances, i, rtt)
         for instances in [int(n) for n in args.instances.split(",")]
-        for mode, i in order(modes, args.repeat)
+        for mode, rtt, i in network.order(modes, args.repeat, args.rtt_ms)
     ]
     results = {
         "run_id": run_id,
@@ -256,6 +264,7 @@ def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tup
         "runs": [r.to_json() for r in runs],
         "drain_benchmark": [asdict(b) for b in lab.drain_benchmarks(args.drain_winners)],
     }
+    predict_runs(results)
     return results, runs
 
 

@@ -7,9 +7,9 @@ round trip adds one RTT to every chain of them, as a network would; the only dif
 the server sees a command half an RTT sooner than over a network, which changes no chain's length
 (a lock's hold from one holder's SET to the next holder's SET counts the same round trips either
 way). A blocked reader (a lock waiter's BLPOP) gets its wake-up one RTT after the server sent it,
-where a network would take half: its SET that follows comes back at once instead of after a
-whole RTT, so the hand-over still costs one RTT. With ``rtt_ms`` 0 nothing waits, and the round
-trips are still counted.
+where a network takes half, and its next command reaches the server at once, where a network
+takes the other half: the next holder still takes the lock one RTT after the release reached the
+server. With ``rtt_ms`` 0 nothing waits, and the round trips are still counted.
 
 Why in the clients rather than a proxy between the tiers (this kernel has no netem): nothing is
 forwarded, so nothing can limit throughput or reorder bytes, and no process of its own competes
