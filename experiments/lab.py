@@ -26,7 +26,7 @@ from flask import Flask
 from app import create_app, embedded
 from app.extensions import clients, db
 from app.logs import configure as configure_logging
-from experiments import network, provenance, report
+from experiments import network, network_sections, provenance, report
 from experiments.bench import drain_benchmark
 from experiments.costs import database_pids
 from experiments.live import Live
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         results, runs = run_all(args, run_id, out, live)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report.render(results, out)
-    print(report.summary_table(results))
+    print(network_sections.summary_tables(results, report.summary_table))
     print(f"\nreport: {out / 'report.html'} (and report.md)")
     return 0 if all(r.audit is None or r.audit.ok for r in runs) else 1
 

@@ -7,7 +7,10 @@ Two counts per tier, because they answer different questions:
   whole server's, every client's (the lab's own row monitor included): an upper bound.
 - the clients': the API processes (and the drain's worker and scheduler) count every round trip
   they make (``support.delay``), which is what a network's RTT multiplies. A pipeline or a
-  script is one round trip however many commands it carries.
+  script is one round trip however many commands it carries. The API's round trips and the
+  drain's are counted apart; a phase's figures are per request the API answered in it, and
+  include what every process does besides answering (the drain's polls, the revocation view's
+  refresh once a second).
 
 The lock's serialised chain, from one holder's SET to the next holder's SET, is the round trips
 the holder makes between acquire() returning and release() returning (counted by the hold probe,
@@ -91,11 +94,14 @@ def _interpolate(points: Sequence[tuple[float, float]], when: float) -> float | 
     return points[-1][1]
 
 
-def client_counts(folder: Path, when: float) -> Counts:
-    """Every process's round-trip counts at ``when``, each interpolated between its own lines."""
+def client_counts(folder: Path, when: float, pids: set[int] | None = None, other: bool = False) -> Counts:
+    """The processes' round-trip counts at ``when``, each interpolated between its own lines.
+
+    ``pids``: only those processes (``other``: every process but those).
+    """
     total = Counts()
-    for lines in read_stats(folder).values():
-        if not lines:
+    for pid, lines in read_stats(folder).items():
+        if not lines or (pids is not None and (pid in pids) == other):
             continue
         points = [(lines[0][0] - FLUSH_S, Counts()), *lines]  # nothing counted a flush before the first line
         values = [_interpolate([(t, c.line()[i]) for t, c in points], when) or 0.0 for i in range(len(Counts().line()))]
@@ -124,11 +130,16 @@ def _server(server: ServerCounters, index: int, start: float, end: float) -> flo
 
 
 def phase_round_trips(
-    server: ServerCounters, folder: Path, records: Sequence[Record], start: float, end: float
+    server: ServerCounters, folder: Path, records: Sequence[Record], window: tuple[float, float], api: set[int]
 ) -> dict[str, Any]:
-    """One phase's round trips per answered request, per tier, and the delay the clients really had."""
+    """One phase's round trips per answered request, per tier, and the delay the clients really had.
+
+    ``api``: the API processes' pids; the others (the drain's worker and scheduler) count apart.
+    """
+    start, end = window
     answered = sum(1 for r in records if r[1] and start <= answered_at(r) < end)
-    made = client_counts(folder, end).minus(client_counts(folder, start))
+    made = client_counts(folder, end, api).minus(client_counts(folder, start, api))
+    drain = client_counts(folder, end, api, other=True).minus(client_counts(folder, start, api, other=True))
     statements = _server(server, 2, start, end)
     return {
         "requests": answered,
@@ -142,9 +153,13 @@ def phase_round_trips(
             "statements": "n/a" if statements is None else _per(statements, answered),
             "round_trip_ms": round(made.database_wait_s * 1000 / made.database, 3) if made.database else None,
         },
+        "drain": {
+            "redis_round_trips": _per(drain.redis, answered),
+            "database_round_trips": _per(drain.database, answered),
+        },
         "delay": {
             "delivered_rtt_ms": round(made.slept_s * 1000 / made.pauses, 3) if made.pauses else None,
-            "cpu_us_per_request": _per(made.cpu_s * 1e6, answered, 1),
+            "cpu_us_per_request": _per((made.cpu_s + drain.cpu_s) * 1e6, answered, 1),
         },
     }
 
@@ -156,11 +171,12 @@ def round_trips(
     records: Sequence[Record],
     sellout_at: float | None,
     costs: Costs | None,
+    api: set[int],
 ) -> dict[str, Any]:
     """Per phase: round trips per request per tier, the delay delivered, and the lock's chain."""
     out = {
-        name: phase_round_trips(server, folder, records, start, end)
-        for name, (start, end) in windows(samples, records, sellout_at).items()
+        name: phase_round_trips(server, folder, records, window, api)
+        for name, window in windows(samples, records, sellout_at).items()
     }
     hold = costs.lock_hold if costs else None
     if hold is not None and hold.round_trips is not None and "stock" in out:

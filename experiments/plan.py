@@ -105,7 +105,7 @@ def bounds(
     elif api and api.median > 0:
         out["API CPU"] = api_cores * 1e6 / api.median
     if phase == "stock" and (chain := lock_chain(runs, rtt_ms)):
-        out["lock's serialised chain"] = 1000 / chain
+        out["lock serialisation"] = 1000 / chain
     trips = figure(runs, lambda run: _round_trips(run, phase))
     if threads and api and trips is not None:
         out["API threads (Little's law)"] = threads / (api.median / 1e6 + trips.median * rtt_ms / 1000)

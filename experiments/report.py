@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments import sections
+from experiments import network_sections, sections
+from experiments.network_sections import by_rtt
 from experiments.plots import plot_all
 from experiments.report_html import write_html
 from experiments.spread import Spread, figure, groups, paired_ratio, path, text
@@ -144,12 +145,14 @@ def report_markdown(results: dict[str, Any]) -> str:
     """The whole report.md text."""
     parts = [
         sections.title(results),
-        ["## Headline", "", *(f"- {line}" for line in ratio_lines(results))],
+        *by_rtt(results, lambda r: ["## Headline", "", *(f"- {line}" for line in ratio_lines(r))]),
         sections.plan(results),
         [sections.MEASURED],
-        comparison(results),
+        *by_rtt(results, comparison),
         _predicted(results),
-        sections.costs(results),
+        network_sections.predicted_vs_measured(results),
+        *by_rtt(results, sections.costs),
+        network_sections.round_trips(results),
         sections.study(results),
         sections.audits(results),
         sections.drain_benchmark(results),
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text(encoding="utf-8"))
     print(*render(results, args.out or args.results.parent), sep="\n")
-    print(summary_table(results))
+    print(network_sections.summary_tables(results, summary_table))
     return 0
 
 

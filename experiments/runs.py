@@ -144,7 +144,9 @@ def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0, rtt_ms: float 
     result = _result(lab, mode, instances, repeat, coupon_id, load, monitor, sampler, holds)
     result.rtt_ms = rtt_ms
     sold_out_at = sellout_answer(load.records) if mode != "read" else None
-    result.round_trips = network.round_trips(servers, net, sampler.samples, load.records, sold_out_at, result.costs)
+    result.round_trips = network.round_trips(
+        servers, net, sampler.samples, load.records, sold_out_at, result.costs, sampler.api.pids
+    )
     return result
 
 

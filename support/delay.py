@@ -16,8 +16,11 @@ forwarded, so nothing can limit throughput or reorder bytes, and no process of i
 for the two cores; a thread's ``time.sleep`` (timer slack set to 1 ns) resolves tens of
 microseconds where an event loop's timers round up to whole milliseconds; and one pause a round
 trip, not one a direction, means one more wake-up of the thread a round trip, not two. What
-remains of the sleep's error (the timer, the scheduler, the GIL on a busy machine) is corrected
-as it goes: each pause asks for the RTT minus the median overshoot seen so far. What it leaves
+remains of the sleep's error (the timer, the scheduler) is corrected as it goes: each pause asks
+for the RTT minus the median overshoot seen so far, up to a quarter of the RTT. Its cost: a pause
+is one more blocking call, so in a process whose threads contend for the GIL each round trip
+waits for the GIL once more than over a network; the pause's measured wall time includes that
+wait, and is what the lab reports as the RTT delivered. What it leaves
 out: connecting (a new connection's handshake is not delayed; the pools keep their connections)
 and bandwidth (loopback's).
 
@@ -109,7 +112,10 @@ def pause(seconds: float) -> None:
     time.sleep(max(seconds - _overshoot_s[0], 0.0))
     slept, used = time.perf_counter() - wall, time.thread_time() - cpu
     with _guard:
-        _overshoot_s[0] += OVERSHOOT_STEP_S if slept > seconds else -OVERSHOOT_STEP_S
+        step = OVERSHOOT_STEP_S if slept > seconds else -OVERSHOOT_STEP_S
+        # Never more than a quarter of the RTT: past that the overshoot is the machine's (a busy CPU,
+        # the GIL), which a shorter sleep cannot undo, and the delay would vanish chasing it.
+        _overshoot_s[0] = min(max(_overshoot_s[0] + step, 0.0), seconds / 4)
         _counts.pauses += 1
         _counts.slept_s += slept
         _counts.cpu_s += used
