@@ -56,9 +56,8 @@ class Prediction:
 
 def _round_trips(run: Run, phase: str) -> float | None:
     """Round trips a request made to Redis and the database in one phase (None: not counted)."""
-    tiers = ((run.get("round_trips") or {}).get(phase) or {}) if isinstance(run.get("round_trips"), dict) else {}
-    counts = [(tiers.get(t) or {}).get("round_trips") for t in ("redis", "database")]
-    return None if counts[0] is None else float(counts[0]) + float(counts[1] or 0)
+    redis, database = (path("round_trips", phase, tier, "round_trips")(run) for tier in ("redis", "database"))
+    return None if redis is None else redis + (database or 0.0)
 
 
 def lock_chain(runs: list[Run], rtt_ms: float) -> float | None:
