@@ -16,11 +16,12 @@ forwarded, so nothing can limit throughput or reorder bytes, and no process of i
 for the two cores; a thread's ``time.sleep`` (timer slack set to 1 ns) resolves tens of
 microseconds where an event loop's timers round up to whole milliseconds; and one pause a round
 trip, not one a direction, means one more wake-up of the thread a round trip, not two. What
-remains of the sleep's error (the timer, the scheduler) is corrected as it goes: each pause asks
-for the RTT minus the median overshoot seen so far, up to a quarter of the RTT. Its cost: a pause
-is one more blocking call, so in a process whose threads contend for the GIL each round trip
-waits for the GIL once more than over a network; the pause's measured wall time includes that
-wait, and is what the lab reports as the RTT delivered. What it leaves
+comes after the sleep (the timer's slack, the wait for a CPU and for the GIL) is corrected as it
+goes: each pause asks for the RTT less the median overshoot seen so far, down to nothing, so the
+median pause is the RTT. Over a network a thread waits for the GIL while the answer is in flight;
+here it waits after its sleep, so a pause that must wait for the GIL longer than the RTT lasts as
+long as that wait, as the network's round trip would. The pause's measured wall time is what the
+lab reports as the RTT delivered. What it leaves
 out: connecting (a new connection's handshake is not delayed; the pools keep their connections)
 and bandwidth (loopback's).
 
@@ -113,9 +114,9 @@ def pause(seconds: float) -> None:
     slept, used = time.perf_counter() - wall, time.thread_time() - cpu
     with _guard:
         step = OVERSHOOT_STEP_S if slept > seconds else -OVERSHOOT_STEP_S
-        # Never more than a quarter of the RTT: past that the overshoot is the machine's (a busy CPU,
-        # the GIL), which a shorter sleep cannot undo, and the delay would vanish chasing it.
-        _overshoot_s[0] = min(max(_overshoot_s[0] + step, 0.0), seconds / 4)
+        # Up to the whole RTT: a thread that waits for the GIL or a CPU after its pause then waits
+        # while its RTT runs, as over a network, where the answer's flight and that wait overlap.
+        _overshoot_s[0] = min(max(_overshoot_s[0] + step, 0.0), seconds)
         _counts.pauses += 1
         _counts.slept_s += slept
         _counts.cpu_s += used

@@ -36,17 +36,16 @@ def select_one():
     with db.cursor() as c:
         c.execute("SELECT 1"); assert c.fetchone() == (1,)
 
-# Blocks of 20 direct and 20 delayed round trips, interleaved: the load around them drifts, the pairing does not.
-times = {(tier, rtt): [] for tier in ("redis", "database") for rtt in (0, rtt_ms)}
-for _ in range(samples // 20):
-    for rtt in (0, rtt_ms):
-        delay.set_rtt(rtt)
-        for tier, call in (("redis", r.ping), ("database", select_one)):
-            for _ in range(20):
-                t = time.perf_counter(); call(); times[tier, rtt].append(time.perf_counter() - t)
-median = {k: statistics.median(v) * 1000 for k, v in times.items()}
-print(json.dumps({tier: median[tier, rtt_ms] - median[tier, 0] for tier in ("redis", "database")}
-                 | {"counts": vars(delay.counts())}))
+# Each delayed round trip right after a direct one: the load around them drifts, a pair's two do not.
+diffs = {"redis": [], "database": []}
+for _ in range(samples):
+    for tier, call in (("redis", r.ping), ("database", select_one)):
+        took = []
+        for rtt in (0, rtt_ms):
+            delay.set_rtt(rtt)
+            t = time.perf_counter(); call(); took.append(time.perf_counter() - t)
+        diffs[tier].append(took[1] - took[0])
+print(json.dumps({tier: statistics.median(v) * 1000 for tier, v in diffs.items()} | {"counts": vars(delay.counts())}))
 """
 
 BUSY = r"""
