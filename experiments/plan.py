@@ -43,6 +43,7 @@ STUDY_TPS = {  # published: (servers, strategy) -> (TPS overall, TPS while stock
 }
 PHASES = (("stock", "while stock remained"), ("sold_out", "after sell-out"))
 STUDY_RTT_MS = 0.5  # a round trip between rented servers in one data centre: 0.2-1 ms
+LOCK_CHAIN_ROUND_TRIPS = 10.0  # the lock's chain as counted (9.98), for reports from before the count
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ def lock_chain(runs: list[Run], rtt_ms: float) -> float | None:
         chain = path("round_trips", "stock", "lock_chain")(run)
         if hold is None:
             continue
-        if chain is None:  # a report from before round trips were counted: the hold, at its own RTT
+        if chain is None:  # a report from before round trips were counted: loopback's hold, today's chain
             local.append(hold)
-            trips.append(0.0)
+            trips.append(LOCK_CHAIN_ROUND_TRIPS)
             continue
         local.append(hold - (chain - 1) * delivered_rtt_ms(run))
         trips.append(chain)

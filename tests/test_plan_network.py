@@ -67,9 +67,10 @@ def test_the_lock_chain_is_its_local_time_plus_its_round_trips_at_the_rtt(result
     assert "lock serialisation" not in plan.predict(at_one, "sold_out", api_cores=4, rtt_ms=2.0).bounds
 
 
-def test_a_report_without_round_trips_keeps_the_hold_as_its_chain() -> None:
+def test_a_report_without_round_trips_takes_the_chain_as_counted_today() -> None:
     old = [make_run("lock", 1, 200.0, 200.0, costs=costs(1000.0, 100.0, hold_ms=4.0))]
-    assert plan.lock_chain(old, 1.0) == pytest.approx(4.0)
+    assert plan.lock_chain(old, 0.0) == pytest.approx(4.0)
+    assert plan.lock_chain(old, 1.0) == pytest.approx(4.0 + plan.LOCK_CHAIN_ROUND_TRIPS * 1.0)
     assert plan.lock_chain([make_run("lua", 1, 1.0, 1.0)], 1.0) is None
 
 
