@@ -29,12 +29,13 @@ from app.extensions import clients, db
 from app.logs import configure as configure_logging
 from experiments.data.seed import seed
 from experiments.data.tokens import write_token_files
-from experiments.engine import provenance
+from experiments.engine import network, provenance
 from experiments.engine.costs import database_pids
 from experiments.engine.live import Live
 from experiments.engine.results import RunResult
 from experiments.engine.runs import Lab, one_run
-from experiments.reports import report
+from experiments.reports import network_sections, report
+from experiments.reports.plan import predict_runs
 from strategies import STRATEGIES
 from support.procs import ROOT
 
@@ -93,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-read", action="store_true", help="skip the ceiling run (GET /coupons/<id>)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
+    p.add_argument(
+        "--rtt-ms",
+        type=network.rtts,
+        default="0",
+        help="the RTT between the API (and the drain) and Redis and the database, ms; several: 0,0.5,1,2",
+    )
     p.add_argument("--api-cpus", type=cpus, help="pin the API instances to these CPUs, e.g. 0 or 0,1")
     p.add_argument("--loadgen-cpus", type=cpus, help="pin the Locust processes to these CPUs")
     p.add_argument("--drain-winners", type=int, default=50_000, help="winners for the drain benchmark (0: skip)")
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         results, runs = run_all(args, run_id, out, live)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report.render(results, out)
-    print(report.summary_table(results))
+    print(network_sections.summary_tables(results, report.summary_table))
     print(f"\nreport: {out / 'report.html'} (and report.md)")
     return 0 if all(r.audit is None or r.audit.ok for r in runs) else 1
 
@@ -174,9 +181,9 @@ def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tup
     lab = prepare(args, out, live)
     modes = [*args.strategies, *([] if args.no_read else ["read"])]
     runs = [
-        one_run(lab, mode, instances, i)
+        one_run(lab, mode, instances, i, rtt)
         for instances in [int(n) for n in args.instances.split(",")]
-        for mode, i in order(modes, args.repeat)
+        for mode, rtt, i in network.order(modes, args.repeat, args.rtt_ms)
     ]
     results = {
         "run_id": run_id,
@@ -188,6 +195,7 @@ def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tup
         "runs": [r.to_json() for r in runs],
         "drain_benchmark": [asdict(b) for b in lab.drain_benchmarks(args.drain_winners)],
     }
+    predict_runs(results)
     return results, runs
 
 

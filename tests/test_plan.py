@@ -66,7 +66,7 @@ def test_no_costs_no_plan() -> None:
 
 def test_command_line(results: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "results.json").write_text(json.dumps(results))
-    assert plan.main([str(tmp_path), "--api-servers", "2", "--api-cores", "2", "--users", "1600"]) == 0
+    assert plan.main([str(tmp_path), "--api-servers", "2", "--api-cores", "2", "--users", "1600", "--rtt-ms", "0"]) == 0
     out = capsys.readouterr().out
     assert "lock while stock remained: 250 TPS, bound by lock serialisation" in out
     assert "1,600 users at that rate wait" in out and "The study's setups" in out

@@ -41,6 +41,11 @@ class TreeCpu:
     roots: list[int] = field(default_factory=list)
     _seen: dict[int, float] = field(default_factory=dict)
 
+    @property
+    def pids(self) -> set[int]:
+        """Every process of the trees seen so far."""
+        return set(self._seen)
+
     def seconds(self) -> float:
         """User + system CPU of the roots and all their descendants so far."""
         for root in list(self.roots):

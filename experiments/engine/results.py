@@ -106,6 +106,7 @@ class LockHold:
     p99_ms: float | None
     mean_ms: float | None
     ceiling_tps: float | None
+    round_trips: float | None = None  # mean round trips a holder made, its release included
 
 
 @dataclass
@@ -135,6 +136,10 @@ class RunResult:
     repeat: int = 0
     costs: Costs | None = None
     predicted_tps: dict[str, float | None] | None = None
+    rtt_ms: float = 0.0  # the RTT asked for between tiers (what the clients really had: round_trips' delay)
+    round_trips: dict[str, Any] | None = None  # per phase, per tier (experiments.network)
+    predicted_tps_while_stock: float | None = None  # the plan's, for the CPUs and RTT the run had
+    predicted_tps_after_sellout: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The run as results.json holds it: the summary's keys at the top level."""

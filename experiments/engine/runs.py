@@ -16,7 +16,7 @@ from flask import Flask
 
 from app.validation import NewCoupon
 from experiments.engine import audit as audits
-from experiments.engine import costs, provenance
+from experiments.engine import costs, network, provenance
 from experiments.engine.analysis import percentile, sellout_answer, summarise
 from experiments.engine.drain_bench import drain_benchmark
 from experiments.engine.live import Live
@@ -66,6 +66,7 @@ class Lab:
             "repeat": a.repeat,
             "api_cpus": sorted(a.api_cpus) if a.api_cpus else None,
             "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
+            "rtt_ms": a.rtt_ms,
             "database": self.engine.dialect.name,
             "database_version": versions.database,
             "redis": f"redis {versions.redis}",
@@ -132,26 +133,32 @@ class Monitor:
         return next((t for t, n in self.samples if n >= rows), None)
 
 
-def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
-    """Rush ``mode`` (lock, lua, or read: the ceiling) on ``instances`` API instances."""
+def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0, rtt_ms: float = 0.0) -> RunResult:
+    """Rush ``mode`` (lock, lua, or read: the ceiling) on ``instances`` API instances, ``rtt_ms`` between tiers."""
     a = lab.args
     strategy = "lua" if mode == "read" else mode
     with lab.app.app_context():
         from app import issuance
 
         coupon_id = issuance.register_coupon(lab.seller_id, NewCoupon(name=f"lab {mode}", quantity=a.quantity))["id"]
-    label = f"{mode} x{instances}" + (f" #{repeat + 1}" if a.repeat > 1 else "")
-    logs = lab.out / "logs" / f"{mode}-{instances}"
+    at_rtt = f" rtt {rtt_ms:g} ms" if rtt_ms else ""
+    label = f"{mode} x{instances}{at_rtt}" + (f" #{repeat + 1}" if a.repeat > 1 else "")
+    logs = lab.out / "logs" / (f"{mode}-{instances}" + (f"-rtt{rtt_ms:g}" if rtt_ms else ""))
     logs = logs / str(repeat + 1) if a.repeat > 1 else logs
     holds = logs / "lock-hold"
     holds.mkdir(parents=True, exist_ok=True)
     env = dict(lab.server_env(), ISSUE_STRATEGY=strategy)
     if mode == "lock":
         env.update(LAB_LOCK_HOLD_DIR=str(holds), PYTHONPATH=_pythonpath(env))
+    net = logs / "net"
+    net.mkdir(exist_ok=True)
+    served = dict(env, LAB_NET_DIR=str(net), LAB_RTT_MS=str(rtt_ms), PYTHONPATH=_pythonpath(env))
     print(f"== {label}: {a.users} users for {a.duration} s on coupon {coupon_id} (quantity {a.quantity})", flush=True)
-    with service(env, instances, logs, drain=strategy == "lua", cpus=a.api_cpus, server=a.server) as running:
+    with service(served, instances, logs, drain=strategy == "lua", cpus=a.api_cpus, server=a.server) as running:
         monitor = Monitor(lab.engine, coupon_id)
         sampler = costs.Sampler(running.pids, lab.client, lab.db_pids)
+        servers = network.ServerCounters(lab.client, lab.engine)
+        sampler.listeners.append(servers.take)
         lab.live.begin(label, coupon_id, mode, a.quantity, lab.client, monitor, logs)
 
         def progress(elapsed: float) -> None:
@@ -184,7 +191,13 @@ def one_run(lab: Lab, mode: str, instances: int, repeat: int = 0) -> RunResult:
             )
         monitor.stop()
         lab.live.end()
-    return _result(lab, mode, instances, repeat, coupon_id, load, monitor, sampler, holds)
+    result = _result(lab, mode, instances, repeat, coupon_id, load, monitor, sampler, holds)
+    result.rtt_ms = rtt_ms
+    sold_out_at = sellout_answer(load.records) if mode != "read" else None
+    result.round_trips = network.round_trips(
+        servers, net, sampler.samples, load.records, sold_out_at, result.costs, sampler.api.pids
+    )
+    return result
 
 
 def progress_line(label: str, elapsed: float, duration: int, rows: int) -> str | None:
@@ -196,27 +209,30 @@ def progress_line(label: str, elapsed: float, duration: int, rows: int) -> str |
 
 
 def _pythonpath(env: dict[str, str]) -> str:
-    """The probe's folder first on PYTHONPATH, so its sitecustomize loads in the API processes."""
-    return ":".join(p for p in (str(PROBE), env.get("PYTHONPATH", "")) if p)
+    """The probe's folder first on PYTHONPATH, so its sitecustomize loads in the API processes (and the project's)."""
+    return ":".join(dict.fromkeys(p for p in (str(PROBE), str(ROOT), *env.get("PYTHONPATH", "").split(":")) if p))
 
 
 def lock_hold(folder: Path, start: float, end: float) -> LockHold | None:
     """The holds the probe recorded that ended between ``start`` and ``end`` (the stock phase)."""
-    held = sorted(
-        float(us) / 1000
+    lines = [
+        line.split()
         for path in folder.glob("hold-*.txt")
-        for at, us in (line.split() for line in path.read_text().splitlines() if line.strip())
-        if start <= float(at) <= end
-    )
+        for line in path.read_text().splitlines()
+        if line.strip() and start <= float(line.split()[0]) <= end
+    ]
+    held = sorted(float(fields[1]) / 1000 for fields in lines)
     if not held:
         return None
     mean = sum(held) / len(held)
+    trips = [int(fields[2]) for fields in lines if len(fields) > 2]
     return LockHold(
         samples=len(held),
         p50_ms=percentile(held, 50),
         p99_ms=percentile(held, 99),
         mean_ms=round(mean, 3),
         ceiling_tps=round(1000 / mean, 1) if mean else None,
+        round_trips=round(sum(trips) / len(trips), 2) if trips else None,
     )
 
 

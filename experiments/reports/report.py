@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments.reports import sections
+from experiments.engine.network import at_rtt, distinct_rtts
+from experiments.reports import network_sections, sections
+from experiments.reports.network_sections import by_rtt
 from experiments.reports.plan import measured_lines
 from experiments.reports.plots import plot_all
 from experiments.reports.report_html import write_html
@@ -142,8 +144,13 @@ def comparison(results: dict[str, Any]) -> list[str]:
 
 
 def headline(results: dict[str, Any]) -> list[str]:
-    """The ratios the lab exists for, one line per instance count, then the terms they use."""
-    return ["## Headline", "", TERMS, "", *(f"- {line}" for line in ratio_lines(results))]
+    """The ratios the lab exists for, one line per instance count (and per RTT when the runs had several)."""
+    delays = distinct_rtts(results)
+    if len(delays) < 2:
+        lines = [f"- {line}" for line in ratio_lines(results)]
+    else:
+        lines = [f"- RTT {rtt:g} ms, {line}" for rtt in delays for line in ratio_lines(at_rtt(results, rtt))]
+    return ["## Headline", "", TERMS, "", *lines]
 
 
 def model(results: dict[str, Any]) -> list[str]:
@@ -160,9 +167,11 @@ def report_markdown(results: dict[str, Any]) -> str:
         sections.title(results),
         headline(results),
         [sections.MEASURED],
-        comparison(results),
-        sections.costs(results),
+        *by_rtt(results, comparison),
+        *by_rtt(results, sections.costs),
+        network_sections.round_trips(results),
         model(results),
+        network_sections.predicted_vs_measured(results),
         sections.study(results),
         sections.audits(results),
         sections.drain_benchmark(results),
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text(encoding="utf-8"))
     print(*render(results, args.out or args.results.parent), sep="\n")
-    print(summary_table(results))
+    print(network_sections.summary_tables(results, summary_table))
     return 0
 
 

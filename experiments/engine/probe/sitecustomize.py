@@ -1,9 +1,11 @@
-"""Loaded at start-up by the lab's API processes for a lock run: records how long each request held the lock.
+"""Loaded at start-up by the lab's service processes: the network's delay, and how long each lock hold took.
 
-The lab puts this folder on PYTHONPATH and sets LAB_LOCK_HOLD_DIR; nothing else imports it. Each process
-appends one line per hold, ``<release epoch s> <held us>``, to ``hold-<pid>.txt``: the time from the lock's
-acquire() returning True to its release() returning, measured with the holder's monotonic clock. The line is
-written after the release, outside the hold it measures.
+The lab puts this folder on PYTHONPATH and sets LAB_NET_DIR and LAB_RTT_MS (every run: support.delay
+delays and counts each round trip) and LAB_LOCK_HOLD_DIR (lock runs); nothing else imports it. Each
+process appends one line per hold, ``<release epoch s> <held us> <round trips>``, to ``hold-<pid>.txt``:
+the time from the lock's acquire() returning True to its release() returning, measured with the
+holder's monotonic clock, and the round trips the holder made in that time. The line is written
+after the release, outside the hold it measures.
 """
 
 import os
@@ -12,10 +14,13 @@ import time
 from typing import Any, TextIO
 
 _DIR = os.environ.get("LAB_LOCK_HOLD_DIR")
+_NET_DIR = os.environ.get("LAB_NET_DIR")
 
 
 def _install(folder: str) -> None:
     import redis_lock
+
+    from support.delay import thread_round_trips
 
     acquire, release = redis_lock.Lock.acquire, redis_lock.Lock.release
     guard = threading.Lock()
@@ -32,6 +37,7 @@ def _install(folder: str) -> None:
         got = acquire(self, *args, **kwargs)
         if got:
             self._lab_held_at = time.perf_counter()
+            self._lab_trips_at = thread_round_trips()
         return got
 
     def timed_release(self: Any) -> Any:
@@ -40,10 +46,15 @@ def _install(folder: str) -> None:
         finally:
             held_at = self.__dict__.pop("_lab_held_at", None)
             if held_at is not None:
-                write(f"{time.time():.6f} {(time.perf_counter() - held_at) * 1e6:.0f}\n")
+                trips = thread_round_trips() - self.__dict__.pop("_lab_trips_at", 0)
+                write(f"{time.time():.6f} {(time.perf_counter() - held_at) * 1e6:.0f} {trips}\n")
 
     redis_lock.Lock.acquire, redis_lock.Lock.release = timed_acquire, timed_release
 
 
+if _NET_DIR:
+    from support.delay import install
+
+    install(float(os.environ.get("LAB_RTT_MS") or 0), _NET_DIR)
 if _DIR:
     _install(_DIR)
