@@ -206,3 +206,19 @@ def test_claims_that_are_not_what_they_say_answer_401_every_time(client: FlaskCl
     token = _signed(**claims)
     for _ in range(2):  # the second use would come from the cache
         assert_error(client.get("/members/me/coupons", headers=bearer(token)), 401, "unauthorized")
+
+
+def test_a_workers_start_loads_the_view_and_an_error_app_is_left_alone(app: Flask) -> None:
+    revocation_view.start(object())  # gunicorn's error app, when the import failed: no view, no failure
+    revocation_view.start(app)
+    with app.app_context():
+        assert current_view().age_s < revocation_view.STALE_S
+
+
+def test_recording_gives_up_when_redis_keeps_losing_the_entries(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_members(app, 1)
+    monkeypatch.setattr(revocations, "restore", lambda client, found: False)  # a rebuild that never lands
+    with app.app_context():
+        clients().broker.flushdb()
+        with pytest.raises(RuntimeError, match="could not be recorded"):
+            revocations.ban(clients().broker, "m0")
