@@ -70,6 +70,21 @@ def service(
         yield running
 
 
+class WorkersMissing(RuntimeError):
+    """Locust workers the master waited for never connected."""
+
+
+@dataclass
+class Remote:
+    """Locust workers started on other machines: how many, the master's port, how long to wait for them."""
+
+    workers: int
+    port: int
+    wait_s: int
+    command: str  # what starts one of them, as the lab prints it
+    final: bool = True  # False: another run's master follows on the same port
+
+
 @dataclass
 class LoadResult:
     """What the Locust workers saw: raw records, members asked for, and the CPU they used."""
@@ -95,10 +110,14 @@ def run_locust(
     progress: Callable[[float], None] | None = None,
     started_pids: Callable[[list[int]], None] | None = None,
     cpus: set[int] | None = None,
+    remote: Remote | None = None,
 ) -> LoadResult:
-    """Locust headless, a master and ``workers`` workers (nGrinder's controller and agents)."""
+    """Locust headless, a master and ``workers`` workers (nGrinder's controller and agents).
+
+    With ``remote``, the master also waits for ``remote.workers`` workers started elsewhere, on its fixed port.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = remote.port if remote else free_port()
     run_env = dict(
         env,
         LAB_TOKEN_DIR=str(token_dir),
@@ -106,7 +125,10 @@ def run_locust(
         LAB_HOSTS=",".join(hosts),
         LAB_MODE=mode,
         LAB_OUT=str(out),
+        LAB_FINAL="1" if remote is None or remote.final else "0",
     )
+    expected = workers + (remote.workers if remote else 0)
+    waiting = ["--expect-workers-max-wait", str(remote.wait_s)] if remote else []
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     master = Proc(
         [
@@ -120,7 +142,8 @@ def run_locust(
             "-t",
             f"{duration_s}s",
             "--expect-workers",
-            str(workers),
+            str(expected),
+            *waiting,
             "--master-bind-port",
             str(port),
             "--host",
@@ -154,6 +177,11 @@ def run_locust(
     stop_ticker = _ticker(progress, started)
     cpu_s = sum(_wait_cpu(p) for p in [master, *slaves])
     stop_ticker()
+    if remote and "Gave up waiting for workers" in master.output():
+        raise WorkersMissing(
+            f"{expected} Locust workers expected, not all connected within {remote.wait_s} s "
+            f"(see {out}/locust-master.log); start the remote ones with: {remote.command}"
+        )
     result = LoadResult(cpu_s=cpu_s, wall_s=time.monotonic() - started)
     for path in sorted(out.glob("records-*.json")):
         data = json.loads(path.read_text())
