@@ -1,0 +1,163 @@
+"""Target mode: the lab rushes a deployment it did not start, from Locust workers started as separate processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from experiments import lab
+from support.procs import ROOT, Proc, Processes, free_port, start_service, wait_for
+
+both = pytest.mark.parametrize("strategy", ["lock", "lua"])
+TOY = ["--users", "30", "--duration", "3", "--quantity", "30", "--members", "300", "--no-live"]
+
+
+@pytest.fixture(scope="module")
+def deployment(process_env: dict[str, str], migrated: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A lua API, its worker and its scheduler: processes the lab does not start. Their base URL."""
+    logs = tmp_path_factory.mktemp("deployment")
+    env = dict(process_env, ISSUE_STRATEGY="lua", WEB_WORKERS="2", WEB_THREADS="8")
+    with Processes() as procs:
+        base, _ = start_service(procs, env, logs, drain=True)
+        yield base
+
+
+def run_lab(env: dict[str, str], *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m experiments.lab`` with ``args``, to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.lab", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def run_members(process_env: dict[str, str]) -> int:
+    """Members any target-mode run seeded and left behind (their names start with lab-<run id>-)."""
+    engine = sa.create_engine(process_env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT COUNT(*) FROM member WHERE username LIKE 'lab-2%'")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@both
+def test_healthz_names_the_strategy(client: FlaskClient, strategy: str) -> None:
+    assert client.get("/healthz").json["strategy"] == strategy
+
+
+@pytest.mark.slow
+def test_the_lab_rushes_a_deployment_from_two_remote_workers(
+    deployment: str, process_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    args = ["--target", deployment, "--strategy", "lua", *TOY, "--out", str(tmp_path / "reports"), "--cleanup"]
+    args += ["--locust-workers", "0", "--locust-workers-remote", "2", "--locust-master-port", str(port)]
+    args += ["--locust-master-host", "127.0.0.1", "--locust-workers-wait", "120"]
+    with Processes() as procs:
+        workers = [
+            procs.add(
+                Proc(
+                    [sys.executable, "-m", "experiments.worker", "--master", f"127.0.0.1:{port}"],
+                    process_env,
+                    tmp_path / f"worker-{i}.log",
+                )
+            )
+            for i in range(2)
+        ]
+        done = run_lab(process_env, *args)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        for worker in workers:  # the master told them the last run was over
+            wait_for(lambda w=worker: w.popen.poll() is not None, 60, "the remote workers to exit")
+            assert worker.popen.returncode == 0, worker.output()
+    assert f"on each load machine run: python -m experiments.worker --master 127.0.0.1:{port}" in done.stdout
+    (run_dir,) = (tmp_path / "reports").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    (run,) = results["runs"]
+    assert run["audit"]["ok"] and run["winners"] == 30 and run["requests"] > 30, run["audit"]
+    assert run["api_cpu_us_per_request"] is None and run["costs"]["stock"]["redis_us"] > 0
+    sent = {
+        path.name: len(json.loads(path.read_text())["records"])
+        for path in (run_dir / "logs" / "lua-target").glob("records-*.json")
+    }
+    assert set(sent) == {"records-00.json", "records-01.json"} and min(sent.values()) > 0, sent
+    config = results["config"]
+    assert config["targets"] == [deployment] and config["locust_workers_remote"] == 2
+    assert any(gap.startswith("API CPU") for gap in config["not_measured"])
+    report = (run_dir / "report.md").read_text()
+    assert f"**Target:** {deployment}" in report and "**Not measured:** API CPU" in report
+    assert f"cleanup: removed 300 members and 1 coupons named lab-{results['run_id']}-" in done.stdout
+    assert run_members(process_env) == 0
+
+
+def test_an_unreachable_target_is_refused_before_anything_is_seeded(
+    process_env: dict[str, str], tmp_path: Path
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    done = run_lab(process_env, "--target", nobody, "--strategy", "lua", *TOY, "--out", str(tmp_path))
+    assert done.returncode == 2 and f"lab: cannot reach the target {nobody}" in done.stderr, done.stderr[-2000:]
+    assert run_members(process_env) == 0
+
+
+def test_a_target_of_another_strategy_is_refused_before_anything_is_seeded(
+    deployment: str, process_env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run_lab(process_env, "--target", deployment, "--strategy", "lock", *TOY, "--out", str(tmp_path))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"lab: the target {deployment} runs lua, not lock (--strategy lock)" in done.stderr
+    assert run_members(process_env) == 0
+
+
+def test_a_wrong_secret_is_refused_before_anything_is_seeded(
+    deployment: str, process_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = dict(process_env, JWT_SECRET_KEY="not-the-target-secret-0123456789abcdef")
+    done = run_lab(env, "--target", deployment, "--strategies", "lua", *TOY, "--out", str(tmp_path))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"lab: the target {deployment} refused a token signed with this JWT_SECRET_KEY" in done.stderr
+    assert run_members(process_env) == 0
+
+
+def test_target_mode_needs_the_targets_stores_named(process_env: dict[str, str], tmp_path: Path) -> None:
+    env = {k: v for k, v in process_env.items() if k not in ("REDIS_URL", "REDIS_CLUSTER_URL", "JWT_SECRET_KEY")}
+    done = run_lab(env, "--target", "http://127.0.0.1:9", "--strategy", "lua", *TOY, "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "target mode needs the target's JWT_SECRET_KEY, REDIS_URL or REDIS_CLUSTER_URL" in done.stderr
+
+
+def test_remote_workers_that_never_connect_are_a_clear_error(
+    deployment: str, process_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    args = ["--target", deployment, "--strategy", "lua", *TOY, "--out", str(tmp_path), "--cleanup"]
+    args += ["--locust-workers", "0", "--locust-workers-remote", "1", "--locust-master-port", str(port)]
+    done = run_lab(process_env, *args, "--locust-master-host", "127.0.0.1", "--locust-workers-wait", "3")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "lab: 1 Locust workers expected, not all connected within 3 s" in done.stderr
+    assert f"start the remote ones with: python -m experiments.worker --master 127.0.0.1:{port}" in done.stderr
+    assert run_members(process_env) == 0  # --cleanup removed what the run had seeded
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--locust-workers-remote", "2"], "--locust-workers-remote needs --target"),
+        (["--target", "http://api:8000", "--strategies", "lock,lua"], "--target rushes the one strategy"),
+        (["--target", "api:8000", "--strategy", "lua"], "not a base URL: api:8000"),
+        (["--locust-workers", "0"], "at least one Locust worker"),
+    ],
+)
+def test_remote_options_are_checked_at_once(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        lab.parse(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
