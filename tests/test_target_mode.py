@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from experiments import lab
 from support.procs import ROOT, Proc, Processes, free_port, start_service, wait_for
+from tests.test_lab_pages import CHROMIUM, dump_dom
 
 both = pytest.mark.parametrize("strategy", ["lock", "lua"])
 TOY = ["--users", "30", "--duration", "3", "--quantity", "30", "--members", "300", "--no-live"]
@@ -161,3 +166,55 @@ def test_remote_options_are_checked_at_once(argv: list[str], message: str, capsy
     with pytest.raises(SystemExit) as exited:
         lab.parse(argv)
     assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (Debian package chromium)")
+def test_the_live_page_shows_a_target_rush_from_its_first_second(
+    deployment: str, process_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A stock that outlasts the run: every outcome's rate a number at once, the charts from the first seconds."""
+    args = ["--target", deployment, "--strategy", "lua", "--users", "30", "--duration", "12", "--quantity", "100000"]
+    args += ["--members", "5000", "--locust-workers", "1", "--out", str(tmp_path / "reports"), "--cleanup"]
+    lab_run = subprocess.Popen(
+        [sys.executable, "-m", "experiments.lab", *args],
+        cwd=ROOT,
+        env=process_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(iter(lab_run.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        line = wait_for(lambda: next((x for x in printed if x.startswith("live view: ")), None), 120, "the live view")
+        url = str(line).split()[-1]
+        states: list[dict[str, Any]] = []
+
+        def under_way() -> bool:
+            state = requests.get(f"{url}state.json", timeout=5).json()
+            if state.get("label"):
+                states.append(state)
+            return bool(state.get("label") and state["rps_won"] > 0 and state["stock_left"] > 0)
+
+        wait_for(under_way, 120, "winners while stock remains", every_s=0.2)
+        dom = dump_dom(url, tmp_path)
+        shot = tmp_path / "live.png"
+        subprocess.run(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            + [f"--user-data-dir={tmp_path / 'shot-profile'}", "--window-size=1280,1000", "--virtual-time-budget=3000"]
+            + [f"--screenshot={shot}", url],
+            capture_output=True,
+            timeout=90,
+        )
+        assert lab_run.wait(240) == 0, "".join(printed)[-3000:]
+    finally:
+        if lab_run.poll() is None:
+            lab_run.kill()
+    outcomes = ("rps_won", "rps_already_issued", "rps_sold_out", "rps_other")
+    assert all(isinstance(states[0][k], float) for k in outcomes), states[0]  # numbers from the run's first poll
+    assert "run: lua target x1" in dom and re.search(r"requests/s 2xx \(won\)</th><td>[1-9]", dom), dom[-2000:]
+    lines = dict(re.findall(r'data-name="([^"]+)"[^>]*points="([^"]*)"', dom))
+    assert lines["2xx won"].split() and lines["stock left"].split() and lines["p50"].split(), lines
+    assert shot.stat().st_size > 10_000  # a page with its charts drawn, not a blank one

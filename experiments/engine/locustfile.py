@@ -5,7 +5,8 @@ Run by experiments.lab as a Locust master and workers; the workers may run on ot
 Locust's own master/worker messages, and only the master reads or writes files:
   lab_setup    master -> worker, before the users spawn: the worker's token file (worker i gets file i,
                as nGrinder agents did), the coupon, the mode, the API base URLs, and whether more runs follow
-  lab_live     worker -> master, once a second: answers by status and latency so far (the live page)
+  lab_live     worker -> master, once a second: answers by status and latency so far, and per whole
+               second (the live page)
   lab_stop     master -> worker, when the run time is up: stop the users and send the records
   lab_records  worker -> master: every response as (epoch seconds, status, milliseconds), the members
                asked for and those still in flight
@@ -53,6 +54,8 @@ records: list[tuple[float, int, float]] = []
 asked: set[int] = set()  # members with an answered request
 in_flight: Counter[int] = Counter()  # requests sent and not yet answered, by member
 answers: Counter[int] = Counter()  # answers by HTTP status (0: none), for the live page
+seconds: dict[int, tuple[Counter[int], list[float]]] = {}  # answers and latencies by the second they came in
+summaries: dict[int, dict[str, Any]] = {}  # each second's answers by status and p50/p99, as sent
 received: set[int] = set()  # on the master: workers whose records arrived
 
 
@@ -133,12 +136,22 @@ def _send_live(runner: Any) -> None:
         gevent.sleep(1.0)
         if not records:
             continue
+        at = time.time()
         latencies = sorted(r[2] for r in records[-20000:] if r[1])  # the latest: a bounded sort
+        for second, (counts, taken) in seconds.items():
+            if second not in summaries or second >= int(at) - 1:  # a second summarised once it is over
+                ordered = sorted(taken)
+                summaries[second] = {
+                    "statuses": {str(k): v for k, v in counts.items()},
+                    "p50_ms": _rank(ordered, 0.5),
+                    "p99_ms": _rank(ordered, 0.99),
+                }
         live = {
-            "at": time.time(),
+            "at": at,
             "statuses": {str(k): v for k, v in answers.items()},
             "p50_ms": _rank(latencies, 0.5),
             "p99_ms": _rank(latencies, 0.99),
+            "seconds": {str(k): v for k, v in summaries.items()},
         }
         runner.send_message("lab_live", live)
 
@@ -173,8 +186,13 @@ class Member(FastHttpUser):
             status = resp.status_code or 0
             if status in (409, 410):
                 resp.success()  # already_issued and sold_out are the expected answers of a rush
-        records.append((started, status, (time.time() - started) * 1000))
+        answered = time.time()
+        records.append((started, status, (answered - started) * 1000))
         answers[status] += 1
+        counts, taken = seconds.setdefault(int(answered), (Counter(), []))
+        counts[status] += 1
+        if status:
+            taken.append((answered - started) * 1000)
         in_flight[member_id] -= 1
         if run["mode"] != "read":
             asked.add(member_id)
