@@ -217,7 +217,12 @@ def _result(
     verdict = "n/a" if audit is None else ("OK" if audit.ok else "FAIL")
     print(
         f"   {mode} x{instances}: {summary.tps:.0f} TPS, p50 {summary.latency_ms.p50 or 0:.0f} ms, "
-        f"API CPU {result.api_cpu_us_per_request or 0:.0f} us/request, audit {verdict}",
+        f"API CPU {_us(result.api_cpu_us_per_request)}, audit {verdict}",
         flush=True,
     )
     return result
+
+
+def _us(value: float | None) -> str:
+    """A CPU cost a request as the progress line prints it; n/a where it could not be measured."""
+    return "n/a" if value is None else f"{value:.0f} us/request"
