@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
 
 from experiments import lab
@@ -218,3 +222,77 @@ def test_the_live_page_shows_a_target_rush_from_its_first_second(
     lines = dict(re.findall(r'data-name="([^"]+)"[^>]*points="([^"]*)"', dom))
     assert lines["2xx won"].split() and lines["stock left"].split() and lines["p50"].split(), lines
     assert shot.stat().st_size > 10_000  # a page with its charts drawn, not a blank one
+
+
+def test_a_remote_worker_is_told_where_the_master_is() -> None:
+    from experiments.engine.remote import advertised_host, command, master_address
+
+    assert master_address("10.0.0.20:5557") == ("10.0.0.20", 5557) and command("h", 1) == (
+        "python -m experiments.worker --master h:1"
+    )
+    for bad in ("10.0.0.20", ":5557", "h:port"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not HOST:PORT"):
+            master_address(bad)
+    assert advertised_host(["http://127.0.0.1:8000"]) == "127.0.0.1"
+
+
+@contextmanager
+def fake_target(answers: dict[str, tuple[int, str]]) -> Iterator[str]:
+    """An HTTP server answering each path of ``answers`` (GET or POST) with its status and body: a stand-in target."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            status, body = answers.get(self.path, (404, '{"error": "not_found"}'))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        do_GET = do_POST = answer  # noqa: N815 - http.server's names
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+HEALTHY = (200, '{"redis": "ok", "database": "ok", "strategy": "lua"}')
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"/healthz": (503, '{"error": "unavailable"}')}, "is not healthy: /healthz answered 503"),
+        ({"/healthz": (200, '{"redis": "ok"}')}, "does not name its strategy in /healthz, not lua"),
+        ({"/healthz": (200, "<html>")}, "does not name its strategy"),
+        ({"/healthz": HEALTHY, "/coupons/0/download": (500, "oops")}, "answered a probe download with 500"),
+    ],
+)
+def test_a_target_that_is_not_the_service_is_refused(
+    app: Flask, answers: dict[str, tuple[int, str]], message: str
+) -> None:
+    from experiments.engine.target import TargetError, check_targets
+
+    with fake_target(answers) as url, pytest.raises(TargetError, match=re.escape(message)):
+        check_targets(app, [url], "lua")
+
+
+def test_api_cpu_is_summed_over_targets_that_expose_it() -> None:
+    from experiments.engine.target import MetricsCpu
+
+    exposed = "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n"
+    with (
+        fake_target({"/metrics": (200, exposed)}) as one,
+        fake_target({"/metrics": (200, exposed.replace("1.5", "2.25"))}) as two,
+        fake_target({"/metrics": (200, "coupon_rush_drain_rows 3\n")}) as hidden,
+    ):
+        reader = MetricsCpu.of([one, two])
+        assert reader is not None and reader.seconds() == 3.75
+        assert MetricsCpu.of([one, hidden]) is None
+    assert reader.seconds() is None  # a target gone: not measured, never a wrong figure

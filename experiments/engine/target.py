@@ -199,7 +199,8 @@ def not_measured(lab: TargetLab) -> list[str]:
         gaps.append(f"database CPU: {lab.db_figure}")
     if lab.args.locust_workers_remote:
         gaps.append("load generator CPU: the remote Locust workers' (only this machine's Locust processes are counted)")
-    gaps.append("lock hold times: the probe runs only in API processes the lab starts")
+    if lab.args.strategies == ["lock"]:
+        gaps.append("lock hold times: the probe runs only in API processes the lab starts")
     return gaps
 
 
