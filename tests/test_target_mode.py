@@ -144,17 +144,17 @@ def test_target_mode_needs_the_targets_stores_named(process_env: dict[str, str],
     assert "target mode needs the target's JWT_SECRET_KEY, REDIS_URL or REDIS_CLUSTER_URL" in done.stderr
 
 
-def test_remote_workers_that_never_connect_are_a_clear_error(
+def test_remote_workers_that_never_connect_are_refused_before_anything_is_seeded(
     deployment: str, process_env: dict[str, str], tmp_path: Path
 ) -> None:
     port = free_port()
-    args = ["--target", deployment, "--strategy", "lua", *TOY, "--out", str(tmp_path), "--cleanup"]
+    args = ["--target", deployment, "--strategy", "lua", *TOY, "--out", str(tmp_path)]
     args += ["--locust-workers", "0", "--locust-workers-remote", "1", "--locust-master-port", str(port)]
     done = run_lab(process_env, *args, "--locust-master-host", "127.0.0.1", "--locust-workers-wait", "3")
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "lab: 1 Locust workers expected, not all connected within 3 s" in done.stderr
-    assert f"start the remote ones with: python -m experiments.worker --master 127.0.0.1:{port}" in done.stderr
-    assert run_members(process_env) == 0  # --cleanup removed what the run had seeded
+    assert "lab: 1 remote Locust workers expected, not all connected within 3 s (nothing was seeded)" in done.stderr
+    assert f"start them with: python -m experiments.worker --master 127.0.0.1:{port}" in done.stderr
+    assert run_members(process_env) == 0
 
 
 @pytest.mark.parametrize(

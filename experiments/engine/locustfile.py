@@ -17,6 +17,7 @@ The master's environment (set by the lab):
   LAB_MODE       download (POST /coupons/<id>/download) or read (GET /coupons/<id>, the ceiling)
   LAB_OUT        where the master writes each worker's records-NN.json and live-NN.json
   LAB_FINAL      0 when another run follows (remote workers then wait for its master)
+  LAB_ROLL_CALL  1: a master that only waits for the workers, before the lab seeds anything
 The lab computes TPS, the sell-out split and percentiles from the records, exactly.
 """
 
@@ -79,14 +80,19 @@ def send_setup(environment: Any, **_kwargs: Any) -> None:
     if not isinstance(runner, MasterRunner):
         return
     received.clear()
-    files = sorted(Path(os.environ["LAB_TOKEN_DIR"]).glob("tokens_*.csv"))
+    roll_call = os.environ.get("LAB_ROLL_CALL") == "1"  # no users, no tokens: the workers only answer
+    files = [] if roll_call else sorted(Path(os.environ["LAB_TOKEN_DIR"]).glob("tokens_*.csv"))
     for client in runner.clients.all:
         index = runner.get_worker_index(client.id)
-        with open(files[index % len(files)], newline="") as f:
-            rows = [(int(row["member_id"]), row["access_token"]) for row in csv.DictReader(f)]
+        rows = _tokens(files[index % len(files)]) if files else []
         setup = {k: run[k] for k in ("hosts", "coupon_id", "mode")}
         setup.update(tokens=rows, final=os.environ.get("LAB_FINAL", "1") == "1")
         runner.send_message("lab_setup", setup, client_id=client.id)
+
+
+def _tokens(path: Path) -> list[tuple[int, str]]:
+    with open(path, newline="") as f:
+        return [(int(row["member_id"]), row["access_token"]) for row in csv.DictReader(f)]
 
 
 def _set_up(data: dict[str, Any]) -> None:

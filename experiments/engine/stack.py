@@ -193,6 +193,31 @@ def run_locust(
     return result
 
 
+def roll_call(env: Mapping[str, str], remote: Remote, out: Path) -> None:
+    """Before anything is seeded: a Locust master that only waits for the remote workers, then lets them go.
+
+    Its workers get no users and are told another run follows, so each starts afresh for the first run's master.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    master = Proc(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--headless", "-u", "0", "-r", "1"]
+        + ["-t", "1s", "--expect-workers", str(remote.workers), "--expect-workers-max-wait", str(remote.wait_s)]
+        + ["--master-bind-port", str(remote.port), "--host", "http://127.0.0.1", "--only-summary"]
+        + ["--loglevel", "WARNING"],
+        dict(env, LAB_ROLL_CALL="1", LAB_OUT=str(out), LAB_FINAL="0"),
+        out / "locust-roll-call.log",
+    )
+    try:
+        master.popen.wait(remote.wait_s + 60)
+    finally:
+        master.stop()
+    if "Gave up waiting for workers" in master.output():
+        raise WorkersMissing(
+            f"{remote.workers} remote Locust workers expected, not all connected within {remote.wait_s} s "
+            f"(nothing was seeded); start them with: {remote.command}"
+        )
+
+
 def _wait_cpu(proc: Proc) -> float:
     """Wait for the process and return the CPU seconds it (and its waited-for children) used."""
     _, _, usage = os.wait4(proc.popen.pid, 0)

@@ -15,6 +15,7 @@ import argparse
 import csv
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,11 +205,14 @@ def not_measured(lab: TargetLab) -> list[str]:
     return gaps
 
 
-def prepare(args: argparse.Namespace, out: Path, live: Live, run_id: str) -> TargetLab:
-    """Check the target, then seed the run's members and seller and mint one token file per Locust worker."""
+def prepare(
+    args: argparse.Namespace, out: Path, live: Live, run_id: str, before_seeding: Callable[[], object] = lambda: None
+) -> TargetLab:
+    """Check the target (and call ``before_seeding``), then seed the run's members and mint their tokens."""
     check_environment()
     app = create_app()
     check_targets(app, args.target, args.strategies[0])
+    before_seeding()
     with app.app_context():
         engine, client = db.engine, clients().state_redis
         prefix = f"lab-{run_id}-"

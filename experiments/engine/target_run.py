@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from experiments.engine import costs, provenance
 from experiments.engine.live import Live
 from experiments.engine.results import RunResult
 from experiments.engine.runs import Monitor, _result
-from experiments.engine.stack import Remote, run_locust
+from experiments.engine.stack import Remote, roll_call, run_locust
 from experiments.engine.target import TargetLab, cleanup, prepare, register_coupon
 from strategies import keys
 from support.procs import wait_for
@@ -23,10 +24,15 @@ DRAIN_WAIT_S = 120  # for the target's own worker and scheduler to persist every
 def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tuple[dict[str, Any], list[RunResult]]:
     """Check, seed, rush the target ``--repeat`` times, optionally clean up: the results and the runs."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    lab = prepare(args, out, live, run_id)
+    remote = remote_workers(args) if args.locust_workers_remote else None
+
+    def call_the_roll() -> None:  # every remote worker connects before anything is seeded
+        if remote:
+            roll_call(os.environ, remote, out / "logs" / "roll-call")
+
+    lab = prepare(args, out, live, run_id, before_seeding=call_the_roll)
+    lab.remote = remote
     try:
-        if args.locust_workers_remote:
-            lab.remote = remote_workers(args)
         runs = []
         for i in range(args.repeat):
             if lab.remote:
