@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from app.extensions import clients, db
 from app.metrics import drain_status
@@ -28,6 +28,7 @@ def healthz() -> tuple[Response, int]:
         checks["broker"] = _check(lambda: clients().broker.ping())
     healthy = all(checks.values())
     body: dict[str, object] = {name: "ok" if ok else "down" for name, ok in checks.items()}
+    body["strategy"] = current_app.config["ISSUE_STRATEGY"]  # what a load test checks it is rushing
     if checks["redis"]:
         # How the drain is doing: reported, never a reason for 503 (a stalled drain must not take every
         # API instance out of a balancer while downloads can still be served).

@@ -69,6 +69,7 @@ SCHEMAS: dict[str, Any] = {
         message=STR,
         coupons_missing_state={"type": "array", "items": INT},  # the first ones, when Redis answers
         coupons_missing_state_count=COUNT,
+        strategy={"enum": ["lock", "lua"]},  # ISSUE_STRATEGY, for load tests checking what they rush
         drain=_obj(
             ["scheduler_heartbeat_age_s", "oldest_pending_age_s", "pending_winners"],
             scheduler_heartbeat_age_s=AGE_S,

@@ -76,7 +76,9 @@ def parser() -> argparse.ArgumentParser:
         description=(__doc__ or "").splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--strategies", type=strategies, default="lock,lua", help="lock and/or lua, run in this order")
+    p.add_argument(
+        "--strategies", "--strategy", type=strategies, default="lock,lua", help="lock and/or lua, run in this order"
+    )
     p.add_argument("--instances", default="1", help="comma-separated API instance counts, e.g. 1,2,4")
     p.add_argument("--users", type=int, default=1600, help="Locust users (the study's vusers)")
     p.add_argument("--spawn-rate", type=int, default=0, help="users started per second (0: all at once)")
@@ -107,7 +109,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=ROOT / "reports", help="where reports/<run-id>/ goes")
     demo = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in DEMO.items())
     p.add_argument("--demo", action="store_true", help=f"a short run: {demo}")
+    remote_options(p)
     return p
+
+
+def remote_options(p: argparse.ArgumentParser) -> None:
+    """Rushing a deployment the lab did not start, from load machines of its own (docs/lab.md)."""
+    from experiments.engine.remote import DEFAULT_PORT
+    from experiments.engine.target import targets
+
+    p.add_argument(
+        "--target",
+        type=targets,
+        help="rush these API base URLs (comma-separated), started elsewhere, instead of starting the service; "
+        "DATABASE_URL, REDIS_URL/REDIS_CLUSTER_URL and JWT_SECRET_KEY must be the target's",
+    )
+    p.add_argument("--cleanup", action="store_true", help="with --target: remove the run's members and coupons after")
+    p.add_argument(
+        "--locust-workers-remote", type=int, default=0, help="with --target: Locust workers started on other machines"
+    )
+    p.add_argument("--locust-master-port", type=int, default=DEFAULT_PORT, help="the Locust master's port (remote)")
+    p.add_argument("--locust-master-host", help="the address remote workers reach this machine at (default: guessed)")
+    p.add_argument("--locust-workers-wait", type=int, default=120, help="seconds to wait for the remote workers")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -118,13 +141,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
+    workers = (args.locust_workers, args.locust_workers_remote)
+    if min(workers) < 0 or sum(workers) < 1:
+        p.error("at least one Locust worker: --locust-workers and/or --locust-workers-remote")
+    if args.locust_workers_remote and not args.target:
+        p.error("--locust-workers-remote needs --target: the lab's own API instances listen on loopback only")
+    if args.target and len(args.strategies) != 1:
+        p.error("--target rushes the one strategy the target runs: give --strategy lock or --strategy lua")
+    if args.target and any(args.rtt_ms):
+        p.error("--rtt-ms delays the lab's own API processes; a target's network is the one it runs on")
     args.spawn_rate = args.spawn_rate or args.users
     return args
-
-
-def order(modes: list[str], repeat: int) -> list[tuple[str, int]]:
-    """Each mode ``repeat`` times, every other round reversed: lock, lua, read, read, lua, lock, ..."""
-    return [(mode, i) for i in range(repeat) for mode in (modes if i % 2 == 0 else modes[::-1])]
 
 
 def prepare(args: argparse.Namespace, out: Path, live: Live) -> Lab:
@@ -166,8 +193,20 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / run_id
     out.mkdir(parents=True, exist_ok=True)
     live = Live(enabled=not args.no_live)
-    with embedded.serving(), live:  # the embedded Redis, if the lab started it, stops after
-        results, runs = run_all(args, run_id, out, live)
+    if args.target:
+        from experiments.engine.stack import WorkersMissing
+        from experiments.engine.target import TargetError
+        from experiments.engine.target_run import run_all as run_target
+
+        try:
+            with live:
+                results, runs = run_target(args, run_id, out, live)
+        except (TargetError, WorkersMissing) as exc:
+            print(f"lab: {exc}", file=sys.stderr)
+            return 2
+    else:
+        with embedded.serving(), live:  # the embedded Redis, if the lab started it, stops after
+            results, runs = run_all(args, run_id, out, live)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report.render(results, out)
     print(network_sections.summary_tables(results, report.summary_table))

@@ -16,7 +16,7 @@ from flask import Flask
 
 from app.extensions import clients, db
 from experiments import lab
-from experiments.engine import stack
+from experiments.engine import network, stack
 from experiments.engine.audit import audit
 from experiments.engine.runs import progress_line
 from experiments.engine.stack import service
@@ -107,16 +107,16 @@ def test_an_unknown_strategy_is_refused_before_anything_runs(capsys: pytest.Capt
 
 
 def test_repeats_interleave_so_drift_favours_no_strategy() -> None:
-    assert lab.order(["lock", "lua", "read"], 3) == [
-        ("lock", 0),
-        ("lua", 0),
-        ("read", 0),
-        ("read", 1),
-        ("lua", 1),
-        ("lock", 1),
-        ("lock", 2),
-        ("lua", 2),
-        ("read", 2),
+    assert network.order(["lock", "lua", "read"], 3, [0.0]) == [
+        ("lock", 0.0, 0),
+        ("lua", 0.0, 0),
+        ("read", 0.0, 0),
+        ("read", 0.0, 1),
+        ("lua", 0.0, 1),
+        ("lock", 0.0, 1),
+        ("lock", 0.0, 2),
+        ("lua", 0.0, 2),
+        ("read", 0.0, 2),
     ]
 
 

@@ -26,7 +26,7 @@ class Sample:
     """Cumulative counters at one moment (epoch s); None where a tier is not measured."""
 
     at: float
-    api_s: float
+    api_s: float | None
     loadgen_s: float
     redis_s: float | None
     database_s: float | None
@@ -92,8 +92,16 @@ def redis_counters(client: Any) -> tuple[float | None, int | None, int | None]:
 class Sampler:
     """Samples every tier's counters every ``every_s`` from start() to stop(), with timestamps."""
 
-    def __init__(self, api_pids: list[int], client: Any, db_pids: list[int], every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        api_pids: list[int],
+        client: Any,
+        db_pids: list[int],
+        every_s: float = 1.0,
+        api_cpu: Callable[[], float | None] | None = None,
+    ) -> None:
         self.api, self.loadgen, self.db = TreeCpu(list(api_pids)), TreeCpu(), TreeCpu(list(db_pids))
+        self._api_cpu = api_cpu or self.api.seconds  # another source for API processes on other machines
         self._client, self._every_s = client, every_s
         self._measure_db = bool(db_pids)
         self.samples: list[Sample] = []
@@ -106,7 +114,7 @@ class Sampler:
         redis_s, calls, usec = redis_counters(self._client)
         sample = Sample(
             time.time(),
-            self.api.seconds(),
+            self._api_cpu(),
             self.loadgen.seconds(),
             redis_s,
             self.db.seconds() if self._measure_db else None,
@@ -199,4 +207,5 @@ def api_cpu_us_per_request(samples: Sequence[Sample], records: Sequence[Record])
     answered = sum(1 for r in records if r[1])
     if len(samples) < 2 or not answered:
         return None
-    return round((samples[-1].api_s - samples[0].api_s) * 1e6 / answered, 1)
+    first, last = samples[0].api_s, samples[-1].api_s
+    return None if first is None or last is None else round((last - first) * 1e6 / answered, 1)

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import Flask
@@ -24,6 +24,9 @@ from experiments.engine.results import Drain, DrainBench, LockHold, RunResult
 from experiments.engine.stack import LoadResult, run_locust, service
 from strategies import clock, keys
 from support.procs import GRANIAN_BACKLOG, ROOT, gunicorn_settings, wait_for
+
+if TYPE_CHECKING:
+    from experiments.engine.target import TargetLab
 
 log = logging.getLogger("lab")
 PROBE = ROOT / "experiments" / "engine" / "probe"
@@ -248,7 +251,7 @@ def _drain(mode: str, rows: int, last_win: float | None, monitor: Monitor) -> Dr
 
 
 def _result(
-    lab: Lab,
+    lab: Lab | TargetLab,
     mode: str,
     instances: int,
     repeat: int,
@@ -290,7 +293,12 @@ def _result(
     verdict = "n/a" if audit is None else ("OK" if audit.ok else "FAIL")
     print(
         f"   {mode} x{instances}: {summary.tps:.0f} TPS, p50 {summary.latency_ms.p50 or 0:.0f} ms, "
-        f"API CPU {result.api_cpu_us_per_request or 0:.0f} us/request, audit {verdict}",
+        f"API CPU {_us(result.api_cpu_us_per_request)}, audit {verdict}",
         flush=True,
     )
     return result
+
+
+def _us(value: float | None) -> str:
+    """A CPU cost a request as the progress line prints it; n/a where it could not be measured."""
+    return "n/a" if value is None else f"{value:.0f} us/request"

@@ -70,6 +70,21 @@ def service(
         yield running
 
 
+class WorkersMissing(RuntimeError):
+    """Locust workers the master waited for never connected."""
+
+
+@dataclass
+class Remote:
+    """Locust workers started on other machines: how many, the master's port, how long to wait for them."""
+
+    workers: int
+    port: int
+    wait_s: int
+    command: str  # what starts one of them, as the lab prints it
+    final: bool = True  # False: another run's master follows on the same port
+
+
 @dataclass
 class LoadResult:
     """What the Locust workers saw: raw records, members asked for, and the CPU they used."""
@@ -95,10 +110,14 @@ def run_locust(
     progress: Callable[[float], None] | None = None,
     started_pids: Callable[[list[int]], None] | None = None,
     cpus: set[int] | None = None,
+    remote: Remote | None = None,
 ) -> LoadResult:
-    """Locust headless, a master and ``workers`` workers (nGrinder's controller and agents)."""
+    """Locust headless, a master and ``workers`` workers (nGrinder's controller and agents).
+
+    With ``remote``, the master also waits for ``remote.workers`` workers started elsewhere, on its fixed port.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = remote.port if remote else free_port()
     run_env = dict(
         env,
         LAB_TOKEN_DIR=str(token_dir),
@@ -107,7 +126,10 @@ def run_locust(
         LAB_MODE=mode,
         LAB_OUT=str(out),
         LAB_STARTED=str(out / "load-started"),
+        LAB_FINAL="1" if remote is None or remote.final else "0",
     )
+    expected = workers + (remote.workers if remote else 0)
+    waiting = ["--expect-workers-max-wait", str(remote.wait_s)] if remote else []
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     master = Proc(
         [
@@ -121,7 +143,8 @@ def run_locust(
             "-t",
             f"{duration_s}s",
             "--expect-workers",
-            str(workers),
+            str(expected),
+            *waiting,
             "--master-bind-port",
             str(port),
             "--host",
@@ -155,6 +178,11 @@ def run_locust(
     stop_ticker = _ticker(progress, Path(run_env["LAB_STARTED"]))
     cpu_s = sum(_wait_cpu(p) for p in [master, *slaves])
     stop_ticker()
+    if remote and "Gave up waiting for workers" in master.output():
+        raise WorkersMissing(
+            f"{expected} Locust workers expected, not all connected within {remote.wait_s} s "
+            f"(see {out}/locust-master.log); start the remote ones with: {remote.command}"
+        )
     result = LoadResult(cpu_s=cpu_s, wall_s=time.monotonic() - started)
     for path in sorted(out.glob("records-*.json")):
         data = json.loads(path.read_text())
@@ -172,6 +200,31 @@ def _began(started: Path) -> float | None:
         return float(started.read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def roll_call(env: Mapping[str, str], remote: Remote, out: Path) -> None:
+    """Before anything is seeded: a Locust master that only waits for the remote workers, then lets them go.
+
+    Its workers get no users and are told another run follows, so each starts afresh for the first run's master.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    master = Proc(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--headless", "-u", "0", "-r", "1"]
+        + ["-t", "1s", "--expect-workers", str(remote.workers), "--expect-workers-max-wait", str(remote.wait_s)]
+        + ["--master-bind-port", str(remote.port), "--host", "http://127.0.0.1", "--only-summary"]
+        + ["--loglevel", "WARNING"],
+        dict(env, LAB_ROLL_CALL="1", LAB_OUT=str(out), LAB_FINAL="0"),
+        out / "locust-roll-call.log",
+    )
+    try:
+        master.popen.wait(remote.wait_s + 60)
+    finally:
+        master.stop()
+    if "Gave up waiting for workers" in master.output():
+        raise WorkersMissing(
+            f"{remote.workers} remote Locust workers expected, not all connected within {remote.wait_s} s "
+            f"(nothing was seeded); start them with: {remote.command}"
+        )
 
 
 def _wait_cpu(proc: Proc) -> float:

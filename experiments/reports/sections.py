@@ -6,6 +6,7 @@ from typing import Any
 
 from experiments.reports.plan import study_lines
 from experiments.reports.spread import figure, groups, path, text
+from experiments.reports.target import api_cost_known, target_lines
 
 Run = dict[str, Any]
 # The original study (Kotlin/Spring, nGrinder, 1,600 vusers, coupon of 5,000, 2 vCPU servers), as published.
@@ -64,15 +65,22 @@ def title(results: dict[str, Any]) -> list[str]:
         f"- **Machine:** {cpu}, {m['memory_gb']} GB memory, {m['platform']}, Python {m['python']}",
         f"- **Load:** {c['users']:,} Locust users (spawn rate {c['spawn_rate']}/s) on {c['locust_workers']} "
         f"Locust workers, {c['duration_s']} s per run, coupon quantity {c['quantity']:,}",
-        f"- **Server:** {c.get('server', 'gunicorn')} {c['web_workers']} workers × {c['web_threads']} threads; "
-        f"database {c.get('database_version') or c['database']}; Redis {c['redis']}",
+        *target_lines(c),
+        *(
+            []
+            if c.get("targets")
+            else [
+                f"- **Server:** {c.get('server', 'gunicorn')} {c['web_workers']} workers × {c['web_threads']} "
+                f"threads; database {c.get('database_version') or c['database']}; Redis {c['redis']}"
+            ]
+        ),
         *(f"- **Pinning:** {p}" for p in pins),
     ]
 
 
 def plan(results: dict[str, Any]) -> list[str]:
     """The capacity plan for the study's setups, from this run's per-tier costs."""
-    lines = study_lines(results)
+    lines = study_lines(results) if api_cost_known(results["config"]) else []
     return ["", "### The study's setups", "", *lines] if lines else []
 
 
