@@ -271,7 +271,7 @@ HEALTHY = (200, '{"redis": "ok", "database": "ok", "strategy": "lua"}')
         ({"/healthz": (503, '{"error": "unavailable"}')}, "is not healthy: /healthz answered 503"),
         ({"/healthz": (200, '{"redis": "ok"}')}, "does not name its strategy in /healthz, not lua"),
         ({"/healthz": (200, "<html>")}, "does not name its strategy"),
-        ({"/healthz": HEALTHY, "/coupons/0/download": (500, "oops")}, "answered a probe download with 500"),
+        ({"/healthz": HEALTHY, "/members/me/coupons": (500, "oops")}, "answered a signed-in probe with 500"),
     ],
 )
 def test_a_target_that_is_not_the_service_is_refused(

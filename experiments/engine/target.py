@@ -38,7 +38,9 @@ from experiments.engine.stack import Remote
 
 log = logging.getLogger("lab")
 TIMEOUT_S = 5.0  # for each check's request
-PROBE_COUPON = 0  # no coupon has id 0: a download of it answers 404 to a good token, 401 to a bad one
+PROBE_MEMBER = (
+    10**18 - 1
+)  # no member has this id: its coupon list answers 200 (empty) to a good token, 401 to a bad one
 SEED_BATCH = 5000  # members a multi-row INSERT
 
 
@@ -79,17 +81,18 @@ def check_targets(app: Flask, urls: list[str], strategy: str) -> None:
             said = f"runs {runs}" if runs else "does not name its strategy in /healthz"
             raise TargetError(f"the target {url} {said}, not {strategy} (--strategy {strategy})")
     with app.app_context():
-        token = access_token_for(PROBE_COUPON, "member")
+        token = access_token_for(PROBE_MEMBER, "member")
     for url in urls:
-        resp = requests.post(
-            f"{url}/coupons/{PROBE_COUPON}/download", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S
+        resp = requests.get(
+            f"{url}/members/me/coupons", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S
         )
         if resp.status_code == 401:
             raise TargetError(
-                f"the target {url} refused a token signed with this JWT_SECRET_KEY: give the one the target runs with"
+                f"the target {url} refused a token signed with this JWT_SECRET_KEY ({_json(resp).get('message')}): "
+                "give the one the target runs with"
             )
-        if resp.status_code != 404:
-            raise TargetError(f"the target {url} answered a probe download with {resp.status_code} {_json(resp)}")
+        if resp.status_code != 200:
+            raise TargetError(f"the target {url} answered a signed-in probe with {resp.status_code} {_json(resp)}")
 
 
 def _json(resp: requests.Response) -> dict[str, Any]:
