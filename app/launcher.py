@@ -225,7 +225,9 @@ class Supervisor:
                 signal.signal(sig, handler)
         if self.signalled is not None:
             return EXIT_STATUS[self.signalled]
-        return ended if ended is not None else 1
+        if ended is None:
+            return 1
+        return ended if ended >= 0 else 128 - ended  # killed by a signal: 128 + its number, as a shell says
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.signalled is None:

@@ -355,6 +355,7 @@ def test_a_process_that_ignores_sigterm_is_killed(tmp_path: Path, monkeypatch: p
     ready = tmp_path / "ready"
     supervisor = _supervisor(stubborn=_stubborn(ready), quitter=_when_ready(ready))
     assert supervisor.run() == 0
+    assert _supervisor(killed="sh -c 'kill -9 $$'").run() == 128 + signal.SIGKILL
     assert supervisor.children["stubborn"].returncode == -signal.SIGKILL
 
 
