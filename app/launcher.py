@@ -94,7 +94,7 @@ def serve(folder: Path, host: str, port: int) -> int:
     with embedded.serving(folder, attached=True):
         app = create_app()
         with app.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
+            upgrade()
             db.engine.dispose()
         config = app.config
         for line in banner(

@@ -158,7 +158,7 @@ def prepare(args: argparse.Namespace, out: Path, live: Live) -> Lab:
     """The lab's fixed parts: the schema migrated, members seeded, one token file per Locust worker."""
     app = create_app()
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade()
         engine, client = db.engine, clients().state_redis
         log.info("seeding %s members", args.members)
         seed(engine, args.members, 0, 0, progress=None)

@@ -3,7 +3,6 @@
 # The coupon registry: coupons whose queue may still receive or hold winners; the scheduler
 # sweeps it instead of scanning the keyspace. Not part of any script, so it needs no hash tag.
 COUPON_REGISTRY = "coupon_registry"
-OPEN_COUPONS = COUPON_REGISTRY  # the name experiments/bench.py and experiments/coupon_count.py use
 
 # Coupons with winners waiting in their queue (lua): added after each win, removed by the drain
 # once the queue is empty. The scheduler's tick reads only this, so it costs O(coupons being

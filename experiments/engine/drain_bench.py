@@ -21,7 +21,7 @@ def forget(client: Any, engine: sa.Engine, coupon_id: int) -> None:
     for start in range(0, len(winners), 5000):
         client.delete(*(keys.member_pending(m) for m in winners[start : start + 5000]))
     client.delete(keys.coupon(coupon_id), keys.winners(coupon_id), keys.queue(coupon_id))
-    client.srem(keys.OPEN_COUPONS, coupon_id)
+    client.srem(keys.COUPON_REGISTRY, coupon_id)
     client.srem(keys.DRAIN_DUE, coupon_id)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM member_coupon WHERE coupon_id = :c"), {"c": coupon_id})

@@ -289,7 +289,7 @@ def cleanup(lab: TargetLab) -> None:
     for coupon_id in lab.coupons:
         for key in (keys.coupon, keys.winners, keys.queue, keys.unsettled, keys.drain_lock):
             pipe.delete(key(coupon_id))
-        pipe.srem(keys.OPEN_COUPONS, coupon_id)
+        pipe.srem(keys.COUPON_REGISTRY, coupon_id)
         pipe.srem(keys.DRAIN_DUE, coupon_id)
     for member_id in lab.member_ids:
         pipe.delete(keys.member_pending(member_id))

@@ -113,7 +113,7 @@ def cleanup(client: Any, count: int) -> None:
     """Remove the registered coupons' keys (the target coupon goes with target_coupon)."""
     for start in range(FIRST_ID, FIRST_ID + count, CHUNK):
         ids = range(start, min(start + CHUNK, FIRST_ID + count))
-        client.srem(keys.OPEN_COUPONS, *ids)
+        client.srem(keys.COUPON_REGISTRY, *ids)
         client.delete(*(keys.coupon(c) for c in ids))
 
 
