@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.security import generate_password_hash
-from werkzeug.test import TestResponse
 
 from app import create_app
-from app.auth import access_token_for
 from app.extensions import clients, db
-from app.models import Member
 from support.redis_servers import Cluster, running_cluster
 from tests import services as svc
-
-TEST_SECRET = "test-secret-of-the-suite-0123456789abcdef"  # noqa: S105
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, TEST_SECRET, app_config, make_members
 
 
 @pytest.fixture(scope="session")
@@ -32,20 +23,6 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> svc.Services:
         return svc.resolve(tmp_path_factory.mktemp("embedded"))
     except svc.ServiceMissing as exc:
         pytest.exit(f"required service missing: {exc}", returncode=3)
-
-
-def app_config(services: svc.Services, strategy: str = "lua", **extra: Any) -> dict[str, Any]:
-    """The settings an app under test gets."""
-    return {
-        "SQLALCHEMY_DATABASE_URI": services.database_url,
-        "REDIS_URL": services.redis_url,
-        "REDIS_CLUSTER_URL": None,
-        "ISSUE_STRATEGY": strategy,
-        "JWT_SECRET_KEY": TEST_SECRET,
-        "APP_ENV": "development",
-        "TESTING": True,
-        **extra,
-    }
 
 
 @pytest.fixture(scope="session")
@@ -140,34 +117,7 @@ def backend(request: pytest.FixtureRequest) -> tuple[Flask, dict[str, str]]:
     return request.getfixturevalue("app"), request.getfixturevalue("process_env")
 
 
-_PASSWORD_HASH = generate_password_hash("password")
-
-
-def make_members(app: Flask, count: int, role: str = "member", prefix: str = "m") -> list[tuple[int, str]]:
-    """``count`` accounts inserted in bulk (password ``password``); (id, access token) each."""
-    names = [f"{prefix}{i}" for i in range(count)]
-    with app.app_context():
-        db.session.execute(
-            sa.insert(Member), [{"username": n, "password_hash": _PASSWORD_HASH, "role": role} for n in names]
-        )
-        db.session.commit()
-        ids = db.session.scalars(sa.select(Member.id).where(Member.username.in_(names)).order_by(Member.id)).all()
-        return [(member_id, access_token_for(member_id, role)) for member_id in ids]
-
-
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header for ``token``."""
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
 def seller(app: Flask) -> tuple[int, str]:
     """A seller's id and token."""
     return make_members(app, 1, role="seller", prefix="seller")[0]
-
-
-def assert_error(resp: TestResponse, status: int, code: str) -> None:
-    """``resp`` is the one JSON error shape with ``status`` and ``code``."""
-    assert resp.status_code == status, resp.data[:300]
-    assert resp.is_json and set(resp.json) == {"error", "message"}, resp.data[:300]
-    assert resp.json["error"] == code and resp.json["message"]

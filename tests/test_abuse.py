@@ -16,7 +16,7 @@ from flask import Flask
 from app.extensions import db
 from app.models import Member
 from support.procs import start_gunicorn
-from tests.conftest import TEST_SECRET, bearer, make_members
+from tests.helpers import TEST_SECRET, assert_error, bearer, make_members
 
 
 @contextmanager
@@ -31,11 +31,6 @@ def gunicorn(process_env: dict[str, str], tmp_path: Path, **env: str) -> Iterato
 
 def login(base: str, username: str, password: str) -> requests.Response:
     return requests.post(f"{base}/auth/login", json={"username": username, "password": password}, timeout=10)
-
-
-def assert_error(resp: requests.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text[:300]
-    assert resp.json()["error"] == code, resp.text[:300]
 
 
 def test_failed_logins_per_username_answer_429_and_others_still_log_in(

@@ -13,7 +13,7 @@ from flask import Flask
 from app import create_app
 from support.procs import start_gunicorn
 from tests import services as svc
-from tests.conftest import ROOT, app_config, bearer
+from tests.helpers import ROOT, app_config, bearer
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from app.extensions import clients, db
 from strategies import keys, scripts, state
 from support.procs import wait_for
 from support.proxy import Proxy
-from tests.conftest import app_config, bearer, make_members
+from tests.helpers import app_config, bearer, make_members
 
 ROWS = sa.text("SELECT member_id FROM member_coupon WHERE coupon_id = :c ORDER BY member_id")
 # A MySQL COM_QUERY (command byte 3) of exactly COMMIT; "SET AUTOCOMMIT = 0" at connect must not match.

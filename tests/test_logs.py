@@ -22,7 +22,7 @@ from app import logs
 from app.extensions import clients, db
 from app.models import MemberCoupon
 from support.procs import ROOT, start_gunicorn, start_module, wait_for
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members
 
 GENERATED = 32  # a uuid4's hex digits
 

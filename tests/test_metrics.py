@@ -18,7 +18,7 @@ from app import create_app
 from app.extensions import clients, db
 from jobs.drain import drain
 from support.procs import Proc, free_port, start_gunicorn, start_module, wait_answering, wait_for
-from tests.conftest import app_config, bearer, make_members
+from tests.helpers import app_config, bearer, make_members
 
 DOWNLOAD_ROUTE = "/coupons/<int:coupon_id>/download"
 both = pytest.mark.parametrize("strategy", ["lock", "lua"])

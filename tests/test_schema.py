@@ -12,7 +12,7 @@ from flask import Flask
 from app import create_app
 from app.extensions import db
 from strategies import tables
-from tests.conftest import ROOT, app_config
+from tests.helpers import ROOT, app_config
 
 
 def test_migrations_and_tables_agree(app: Flask) -> None:
