@@ -1,9 +1,14 @@
-"""Fixtures: the real services, an app per test on a clean state (also on a cluster), members and tokens in bulk."""
+"""Fixtures: the real services, an app per test on a clean state (also on a cluster), members and tokens in bulk.
+
+The run itself is kept to itself (tests/isolation.py): a connection to a service of this machine it
+was not given is refused, and a process of the run still alive after the run fails it.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -12,17 +17,80 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.extensions import clients, db
 from support.redis_servers import Cluster, running_cluster
+from tests import isolation
 from tests import services as svc
 from tests.helpers import ROOT, TEST_SECRET, app_config, make_members
 
+MARK = pytest.StashKey[str]()
+RUN_FOLDER = pytest.StashKey[Path]()
+GUARD = pytest.StashKey[isolation.Guard]()
+USED = pytest.StashKey[svc.Services]()
+PROBLEMS = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark every process of this run, and refuse connections to services of this machine it was not given."""
+    config.stash[MARK] = isolation.mark_run()
+    guard = config.stash[GUARD] = isolation.Guard(isolation.forbidden(svc.given()))
+    guard.install()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which services the run tries first, and what it does if they do not answer."""
+    database_url, redis_url = (svc.shown(url) for url in svc.given())
+    otherwise = "the run stops" if svc.required() else "embedded SQLite and Redis"
+    return f"services: database {database_url}, Redis {redis_url}; if they do not answer: {otherwise}"
+
+
+@pytest.hookimpl(trylast=True)  # after every fixture's teardown, an interrupted run's included
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if a test touched a service it was not given, or a process of the run outlived it (killed)."""
+    config = session.config
+    config.stash[GUARD].uninstall()
+    left = isolation.leftovers(config.stash[MARK], config.stash[RUN_FOLDER]) if RUN_FOLDER in config.stash else {}
+    isolation.kill(left)
+    problems = [f"touched {touched}" for touched in config.stash[GUARD].touched]
+    problems += [f"outlived the run (killed): pid {pid}: {command}" for pid, command in sorted(left.items())]
+    config.stash[PROBLEMS] = problems
+    if problems and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The services the run used; what it touched or left behind that it should not have."""
+    used = config.stash.get(USED, None)
+    if used is not None:
+        kind = "embedded SQLite and Redis" if used.embedded else "real services"
+        terminalreporter.write_line(
+            f"services used: {kind}: {svc.shown(used.database_url)}, {svc.shown(used.redis_url)}"
+        )
+    problems = config.stash.get(PROBLEMS, [])
+    if problems:
+        terminalreporter.section("the run did not keep to itself", red=True)
+        for problem in problems:
+            terminalreporter.write_line(problem, red=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_folder(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's temporary folder: a process still at work in it after the run has outlived the run."""
+    folder = pytestconfig.stash[RUN_FOLDER] = tmp_path_factory.getbasetemp()
+    return folder
+
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> svc.Services:
-    """The database and Redis of this run; a loud stop if required ones are missing."""
+def services(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[svc.Services]:
+    """The database and Redis of this run (an embedded Redis stops at its end); a stop if a required one is missing."""
+    scratch = tmp_path_factory.mktemp("embedded")
     try:
-        return svc.resolve(tmp_path_factory.mktemp("embedded"))
+        given = svc.resolve(scratch)
     except svc.ServiceMissing as exc:
         pytest.exit(f"required service missing: {exc}", returncode=3)
+    pytestconfig.stash[USED] = given
+    try:
+        yield given
+    finally:
+        svc.release(given, scratch)
 
 
 @pytest.fixture(scope="session")
