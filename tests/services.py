@@ -44,9 +44,8 @@ def required() -> bool:
 
 def given() -> tuple[str, str]:
     """The database and Redis URLs this run was given (TEST_DATABASE_URL / TEST_REDIS_URL, else the defaults)."""
-    return os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL), os.environ.get(
-        "TEST_REDIS_URL", DEFAULT_REDIS_URL
-    )
+    database_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    return database_url, os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
 
 
 def shown(url: str) -> str:
