@@ -36,14 +36,18 @@ ISO_TIME = re.compile(
 
 
 def _to_naive_utc(value: datetime) -> datetime:
-    """Zone-aware times are converted to UTC; naive ones are taken as UTC; a time out of range is refused."""
+    """Zone-aware times are converted to UTC; naive ones are taken as UTC; a time out of range is refused.
+
+    Fractions of a second are cut: the coupon table keeps whole seconds on MariaDB, so the row, the
+    Redis state and every answer show the same time on any database.
+    """
     try:
         value = naive_utc(value)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+23:00 has no UTC time
         raise ValueError("time out of range") from None
     if not datetime(1970, 1, 2) <= value <= datetime(9999, 1, 1):
         raise ValueError("time out of range")
-    return value
+    return value.replace(microsecond=0)
 
 
 def _iso_8601(value: Any) -> Any:

@@ -1,5 +1,7 @@
 """A TCP proxy on loopback that loses a reply for real: the server gets the request, the client never the answer.
 
+It forwards to a TCP address or to a unix socket (an embedded Redis), whichever the server was given as.
+
 Armed on a byte pattern, it acts on the next client chunk that contains it:
 
 - ``arm_drop_reply``: forward the chunk, wait for the server's answer (so the server has executed
@@ -93,11 +95,30 @@ class _Link:
                 self.proxy._forget(self)
 
 
+Upstream = tuple[str, int] | str  # (host, port), or the path of a unix socket
+
+
+def _connect(upstream: Upstream) -> socket.socket:
+    """A connection to ``upstream``, blocking once made."""
+    if isinstance(upstream, str):
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.settimeout(5)
+        try:
+            server.connect(upstream)
+        except OSError:
+            server.close()
+            raise
+    else:
+        server = socket.create_connection(upstream, timeout=5)
+    server.settimeout(None)
+    return server
+
+
 class Proxy:
     """Forward 127.0.0.1:``port`` to ``upstream``; arm it to lose one reply."""
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.port = int(self._listener.getsockname()[1])
@@ -145,11 +166,10 @@ class Proxy:
             except OSError:
                 return
             try:
-                server = socket.create_connection(self.upstream, timeout=5)
+                server = _connect(self.upstream)
             except OSError:
                 _close(client)
                 continue
-            server.settimeout(None)
             link = _Link(self, client, server)
             with self._lock:
                 if len(self._links) >= MAX_LINKS:

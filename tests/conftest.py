@@ -1,64 +1,96 @@
-"""Fixtures: the real services, an app per test on a clean state (also on a cluster), members and tokens in bulk."""
+"""Fixtures: the real services, an app per test on a clean state (also on a cluster), members and tokens in bulk.
+
+The run itself is kept to itself (tests/isolation.py): a connection to a service of this machine it
+was not given is refused, and a process of the run still alive after the run fails it.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import make_url
-from werkzeug.security import generate_password_hash
-from werkzeug.test import TestResponse
 
 from app import create_app
-from app.auth import access_token_for
 from app.extensions import clients, db
-from app.models import Member
 from support.redis_servers import Cluster, running_cluster
+from tests import isolation
 from tests import services as svc
+from tests.helpers import TEST_SECRET, app_config, make_members
 
-TEST_SECRET = "test-secret-of-the-suite-0123456789abcdef"  # noqa: S105
-ROOT = Path(__file__).resolve().parent.parent
+MARK = pytest.StashKey[str]()
+RUN_FOLDER = pytest.StashKey[Path]()
+GUARD = pytest.StashKey[isolation.Guard]()
+USED = pytest.StashKey[svc.Services]()
+PROBLEMS = pytest.StashKey[list[str]]()
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    """The run's first lines: which database and Redis it uses, probed as the ``services`` fixture probes them."""
-    database = os.environ.get("TEST_DATABASE_URL", svc.DEFAULT_DATABASE_URL)
-    redis_url = os.environ.get("TEST_REDIS_URL", svc.DEFAULT_REDIS_URL)
-    problems = [p.splitlines()[0] for p in (svc._database_problem(database), svc._redis_problem(redis_url)) if p]
-    if not problems:
-        return [f"services: database {make_url(database).render_as_string(hide_password=True)}, Redis {redis_url}"]
-    if os.environ.get("COUPON_RUSH_REQUIRE_SERVICES") == "1":
-        return [f"services: required and missing, the run stops: {'; '.join(problems)}"]
-    return [f"services: the embedded defaults (SQLite, an embedded Redis), because {'; '.join(problems)}"]
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark every process of this run, and refuse connections to services of this machine it was not given."""
+    config.stash[MARK] = isolation.mark_run()
+    guard = config.stash[GUARD] = isolation.Guard(isolation.forbidden(svc.given()))
+    guard.install()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which services the run tries first, and what it does if they do not answer."""
+    database_url, redis_url = (svc.shown(url) for url in svc.given())
+    otherwise = "the run stops" if svc.required() else "embedded SQLite and Redis"
+    return f"services: database {database_url}, Redis {redis_url}; if they do not answer: {otherwise}"
+
+
+@pytest.hookimpl(trylast=True)  # after every fixture's teardown, an interrupted run's included
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if a test touched a service it was not given, or a process of the run outlived it (killed)."""
+    config = session.config
+    config.stash[GUARD].uninstall()
+    left = isolation.leftovers(config.stash[MARK], config.stash[RUN_FOLDER]) if RUN_FOLDER in config.stash else {}
+    isolation.kill(left)
+    problems = [f"touched {touched}" for touched in config.stash[GUARD].touched]
+    problems += [f"outlived the run (killed): pid {pid}: {command}" for pid, command in sorted(left.items())]
+    config.stash[PROBLEMS] = problems
+    if problems and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The services the run used; what it touched or left behind that it should not have."""
+    used = config.stash.get(USED, None)
+    if used is not None:
+        kind = "embedded SQLite and Redis" if used.embedded else "real services"
+        terminalreporter.write_line(
+            f"services used: {kind}: {svc.shown(used.database_url)}, {svc.shown(used.redis_url)}"
+        )
+    problems = config.stash.get(PROBLEMS, [])
+    if problems:
+        terminalreporter.section("the run did not keep to itself", red=True)
+        for problem in problems:
+            terminalreporter.write_line(problem, red=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_folder(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's temporary folder: a process still at work in it after the run has outlived the run."""
+    folder = pytestconfig.stash[RUN_FOLDER] = tmp_path_factory.getbasetemp()
+    return folder
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> svc.Services:
-    """The database and Redis of this run; a loud stop if required ones are missing."""
+def services(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[svc.Services]:
+    """The database and Redis of this run (an embedded Redis stops at its end); a stop if a required one is missing."""
+    scratch = tmp_path_factory.mktemp("embedded")
     try:
-        return svc.resolve(tmp_path_factory.mktemp("embedded"))
+        given = svc.resolve(scratch)
     except svc.ServiceMissing as exc:
         pytest.exit(f"required service missing: {exc}", returncode=3)
-
-
-def app_config(services: svc.Services, strategy: str = "lua", **extra: Any) -> dict[str, Any]:
-    """The settings an app under test gets."""
-    return {
-        "SQLALCHEMY_DATABASE_URI": services.database_url,
-        "REDIS_URL": services.redis_url,
-        "REDIS_CLUSTER_URL": None,
-        "ISSUE_STRATEGY": strategy,
-        "JWT_SECRET_KEY": TEST_SECRET,
-        "APP_ENV": "development",
-        "TESTING": True,
-        **extra,
-    }
+    pytestconfig.stash[USED] = given
+    try:
+        yield given
+    finally:
+        svc.release(given, scratch)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +100,7 @@ def migrated(services: svc.Services) -> None:
 
     app = create_app(app_config(services))
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade()
         db.engine.dispose()
 
 
@@ -153,34 +185,7 @@ def backend(request: pytest.FixtureRequest) -> tuple[Flask, dict[str, str]]:
     return request.getfixturevalue("app"), request.getfixturevalue("process_env")
 
 
-_PASSWORD_HASH = generate_password_hash("password")
-
-
-def make_members(app: Flask, count: int, role: str = "member", prefix: str = "m") -> list[tuple[int, str]]:
-    """``count`` accounts inserted in bulk (password ``password``); (id, access token) each."""
-    names = [f"{prefix}{i}" for i in range(count)]
-    with app.app_context():
-        db.session.execute(
-            sa.insert(Member), [{"username": n, "password_hash": _PASSWORD_HASH, "role": role} for n in names]
-        )
-        db.session.commit()
-        ids = db.session.scalars(sa.select(Member.id).where(Member.username.in_(names)).order_by(Member.id)).all()
-        return [(member_id, access_token_for(member_id, role)) for member_id in ids]
-
-
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header for ``token``."""
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
 def seller(app: Flask) -> tuple[int, str]:
     """A seller's id and token."""
     return make_members(app, 1, role="seller", prefix="seller")[0]
-
-
-def assert_error(resp: TestResponse, status: int, code: str) -> None:
-    """``resp`` is the one JSON error shape with ``status`` and ``code``."""
-    assert resp.status_code == status, resp.data[:300]
-    assert resp.is_json and set(resp.json) == {"error", "message"}, resp.data[:300]
-    assert resp.json["error"] == code and resp.json["message"]

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from strategies import keys
 from support.mariadb import MariaDB, MissingBinary
 from support.procs import wait_for
+from tests.helpers import bearer, new_coupon, rows_of
 
 
 def private_mariadb(folder: Path) -> MariaDB:
@@ -41,10 +42,8 @@ class Ledger:
     @classmethod
     def read(cls, engine: sa.Engine, client: redis.Redis, coupon_id: int) -> Ledger:
         """Read both sides now."""
-        with engine.connect() as conn:
-            rows = [int(m) for m in conn.execute(ROWS, {"c": coupon_id}).scalars()]
         return cls(
-            rows=rows,
+            rows=rows_of(engine, coupon_id),
             winners={int(m) for m in client.smembers(keys.winners(coupon_id))},
             queued=int(client.zcard(keys.queue(coupon_id))),
             stock=int(client.hget(keys.coupon(coupon_id), "stock") or 0),
@@ -56,32 +55,12 @@ class Ledger:
         return len(self.rows) - len(set(self.rows))
 
 
-ROWS = sa.text("SELECT member_id FROM member_coupon WHERE coupon_id = :c")
-
-
 def warm_up(base: str, seller_token: str, member_token: str, engine: sa.Engine) -> None:
     """One winner of a coupon of its own persisted: the API, the worker and the scheduler all run."""
-    auth = {"Authorization": f"Bearer {seller_token}"}
-    coupon = requests.post(f"{base}/coupons", json={"name": "warm-up", "quantity": 1}, headers=auth, timeout=10)
-    coupon_id = coupon.json()["id"]
-    resp = requests.post(
-        f"{base}/coupons/{coupon_id}/download", headers={"Authorization": f"Bearer {member_token}"}, timeout=10
-    )
+    coupon_id = new_coupon(base, seller_token, name="warm-up", quantity=1)["id"]
+    resp = requests.post(f"{base}/coupons/{coupon_id}/download", headers=bearer(member_token), timeout=10)
     assert resp.status_code == 202, resp.text
-
-    def persisted() -> bool:
-        with engine.connect() as conn:
-            return bool(conn.execute(ROWS, {"c": coupon_id}).first())
-
-    wait_for(persisted, 60, "the drain's worker and scheduler to persist a first winner")
-
-
-def new_coupon(base: str, seller_token: str, quantity: int, name: str = "rush") -> int:
-    """Register a coupon through the API; its id."""
-    auth = {"Authorization": f"Bearer {seller_token}"}
-    resp = requests.post(f"{base}/coupons", json={"name": name, "quantity": quantity}, headers=auth, timeout=10)
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
+    wait_for(lambda: rows_of(engine, coupon_id), 60, "the drain's worker and scheduler to persist a first winner")
 
 
 def wait_drained(engine: sa.Engine, client: redis.Redis, coupon_id: int, rows: int, timeout_s: float) -> Ledger:

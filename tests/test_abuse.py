@@ -15,7 +15,7 @@ from flask import Flask
 from app import revocations
 from app.extensions import clients
 from support.procs import start_gunicorn, wait_for
-from tests.conftest import TEST_SECRET, bearer, make_members
+from tests.helpers import TEST_SECRET, assert_error, bearer, make_members
 
 
 @contextmanager
@@ -30,11 +30,6 @@ def gunicorn(process_env: dict[str, str], tmp_path: Path, **env: str) -> Iterato
 
 def login(base: str, username: str, password: str) -> requests.Response:
     return requests.post(f"{base}/auth/login", json={"username": username, "password": password}, timeout=10)
-
-
-def assert_error(resp: requests.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text[:300]
-    assert resp.json()["error"] == code, resp.text[:300]
 
 
 def test_failed_logins_per_username_answer_429_and_others_still_log_in(

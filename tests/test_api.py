@@ -11,19 +11,13 @@ from flask.testing import FlaskClient
 from app.extensions import clients, db
 from app.models import MemberCoupon
 from jobs.drain import drain
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members, new_coupon
 
 both = pytest.mark.parametrize("strategy", ["lock", "lua"])
 
 
 def iso(delta_s: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=delta_s)).isoformat()
-
-
-def new_coupon(client: FlaskClient, token: str, **body: object) -> dict:
-    resp = client.post("/coupons", json={"name": "spring sale", "quantity": 3, **body}, headers=bearer(token))
-    assert resp.status_code == 201, resp.json
-    return resp.json
 
 
 def test_signup_login_and_roles(client: FlaskClient) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from app import embedded
 from experiments.studies import coupon_count, hotpath
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET
 
 
 @pytest.fixture

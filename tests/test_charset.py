@@ -13,7 +13,7 @@ from flask import Flask
 from app import create_app
 from support.procs import start_gunicorn
 from tests import services as svc
-from tests.conftest import ROOT, app_config, bearer
+from tests.helpers import app_config, bearer
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_hangul_and_emoji_on_a_latin1_database(
 
     migrated = create_app(app_config(services, SQLALCHEMY_DATABASE_URI=latin1_database))
     with migrated.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade()
         engine = migrated.extensions["sqlalchemy"].engine
         with engine.connect() as conn:
             charsets = conn.execute(

@@ -14,7 +14,7 @@ from redis.cluster import key_slot
 from app.extensions import clients
 from strategies import Outcome, keys, state
 from support.redis_servers import Cluster
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members
 
 TAG = re.compile(rb"\{(\d+)\}")
 BROKER_MARKERS = {"drain_enqueued"}  # builders in strategies/keys.py of keys that live on REDIS_URL

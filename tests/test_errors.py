@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_refresh_token
 
-from tests.conftest import TEST_SECRET, assert_error, bearer, make_members
+from tests.helpers import TEST_SECRET, assert_error, bearer, make_members
 
 BAD_COUPONS = [
     b"{not json",

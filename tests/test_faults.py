@@ -11,8 +11,8 @@ from flask import Flask
 from app.extensions import clients, db
 from support.procs import Processes, start_drain, start_service, wait_for
 from support.rush import Rush, server_errors, statuses, won
-from tests.conftest import make_members
-from tests.faults import Ledger, new_coupon, wait_drained, warm_up
+from tests.faults import Ledger, wait_drained, warm_up
+from tests.helpers import make_members, new_coupon
 
 QUANTITY = 1500
 MEMBERS = 1800
@@ -31,7 +31,7 @@ def test_kill9_worker_and_scheduler_mid_drain_during_a_rush(app: Flask, process_
     with Processes() as procs:
         base, drain = start_service(procs, env, tmp_path, drain=True)
         warm_up(base, seller, warm, engine)
-        coupon_id = new_coupon(base, seller, QUANTITY)
+        coupon_id = new_coupon(base, seller, quantity=QUANTITY)["id"]
         rush = Rush(base, coupon_id, members, threads=32, pause_s=0.08, keep_going=lambda: len(kills) < KILLS)
         rush.start()
         for n in range(1, KILLS + 1):

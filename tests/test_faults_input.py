@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from app.auth import create_member
 from app.extensions import db
 from app.models import Member
-from tests.conftest import TEST_SECRET, assert_error, bearer, make_members
+from tests.helpers import TEST_SECRET, assert_error, bearer, make_members
 
 HUGE_ID = "9" * 30  # past BIGINT and past 2**63
 

@@ -28,8 +28,8 @@ from support.procs import Processes, start_service, wait_for
 from support.redis_servers import RedisServer
 from support.rush import Rush, during, server_errors, statuses, won
 from tests import services as svc
-from tests.conftest import ROOT, app_config, make_members
-from tests.faults import Ledger, new_coupon, private_mariadb, wait_drained, warm_up
+from tests.faults import Ledger, private_mariadb, wait_drained, warm_up
+from tests.helpers import app_config, make_members, new_coupon
 
 OUTAGE_BOUND_S = 5.0  # the longest a request may take to answer 503 while the database is down
 
@@ -67,7 +67,7 @@ def private_app(services: svc.Services, mariadb: MariaDB, redis_server: RedisSer
         app_config(services, strategy, SQLALCHEMY_DATABASE_URI=mariadb.url(name), REDIS_URL=redis_server.url)
     )
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade()
         clients().broker.flushdb()
     yield app
     with app.app_context():
@@ -115,7 +115,7 @@ def test_lua_rush_buffers_winners_while_the_database_is_down(
     with Processes() as procs:
         base, _ = start_service(procs, service_env(app, process_env, "lua"), tmp_path, drain=True)
         warm_up(base, seller, warm, engine)
-        coupon_id = new_coupon(base, seller, quantity)
+        coupon_id = new_coupon(base, seller, quantity=quantity)["id"]
         rush = Rush(base, coupon_id, members, threads=24, pause_s=0.1, keep_going=lambda: "back" not in phase)
         rush.start()
         wait_for(lambda: len(Ledger.read(engine, client, coupon_id).rows) >= 50, 60, "the drain to persist winners")
@@ -155,7 +155,7 @@ def test_lock_rush_answers_503_fast_while_the_database_is_down(
     phase: dict[str, float] = {}
     with Processes() as procs:
         base, _ = start_service(procs, service_env(app, process_env, "lock"), tmp_path, drain=False)
-        coupon_id = new_coupon(base, seller, quantity)
+        coupon_id = new_coupon(base, seller, quantity=quantity)["id"]
         rush = Rush(base, coupon_id, members, threads=24, pause_s=0.1, keep_going=lambda: "done" not in phase)
         rush.start()
         wait_for(lambda: rush.count(lambda a: a.status == 201) >= 50, 60, "50 coupons issued")
@@ -229,7 +229,7 @@ def test_reads_after_the_database_restarted_answer_at_once(
     ((_, member),) = make_members(app, 1)
     with Processes() as procs:
         base, _ = start_service(procs, service_env(app, process_env, "lua"), tmp_path, drain=False)
-        coupon_id = new_coupon(base, seller, 10)
+        coupon_id = new_coupon(base, seller, quantity=10)["id"]
         auth = {"Authorization": f"Bearer {member}"}
 
         def reads(count: int) -> list[int]:  # in parallel, so that every worker thread's connection is pooled

@@ -24,8 +24,8 @@ from support.queue import fill_queue
 from support.redis_servers import RedisServer
 from support.rush import Rush, during, server_errors, statuses, won
 from tests import services as svc
-from tests.conftest import app_config, bearer, make_members
-from tests.faults import new_coupon, wait_drained, warm_up
+from tests.faults import wait_drained, warm_up
+from tests.helpers import app_config, bearer, make_members, new_coupon
 
 OUTAGE_BOUND_S = 5.0  # the longest a request may take to answer 503 while Redis is down
 
@@ -74,7 +74,7 @@ def test_kill9_redis_mid_rush_loses_no_winner(
     with Processes() as procs:
         base, drain = start_service(procs, env, tmp_path, drain=True)
         warm_up(base, seller, warm, engine)
-        coupon_id = new_coupon(base, seller, quantity)
+        coupon_id = new_coupon(base, seller, quantity=quantity)["id"]
         rush = Rush(base, coupon_id, members, threads=24, pause_s=0.1, keep_going=lambda: "back" not in phase)
         rush.start()
         wait_for(lambda: rush.count(lambda a: a.status == 202) >= 150, 60, "150 winners")

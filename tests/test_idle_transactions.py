@@ -13,7 +13,7 @@ from flask import Flask
 
 from support.procs import Processes, start_drain, start_gunicorn, wait_for
 from tests import services as svc
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members
 
 IDLE_S = 2
 DDL_LOCK_WAIT_S = 5

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from app import ids
 from app.extensions import db
 from app.models import MemberCoupon
-from tests.conftest import assert_error, bearer, make_members
+from tests.helpers import assert_error, bearer, make_members
 
 NOT_IDS = ["0", "9223372036854775808", "9" * 30, "00"]  # digits that spell no id: past 2**63 - 1, or zero
 ARABIC_INDIC, FULL_WIDTH = 0x0660, 0xFF10  # where each script's digit zero is

@@ -23,7 +23,7 @@ from experiments.engine.stack import service
 from jobs.drain import drain
 from support.procs import ROOT, wait_for
 from support.queue import fill_queue
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import requests
 from app import embedded, launcher
 from app.config import DEV_JWT_SECRET
 from support.procs import free_port, wait_for
-from tests.conftest import ROOT, bearer
+from tests.helpers import ROOT, bearer
 
 SERVICE_URLS = ("DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL", "HOST", "PORT", "JWT_SECRET_KEY")
 

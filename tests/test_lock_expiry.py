@@ -16,6 +16,7 @@ from app.extensions import clients, db
 from strategies import Outcome, Unavailable, keys, state
 from strategies.lock import LockStrategy
 from support.procs import wait_for
+from tests.helpers import rows_of
 
 EXPIRE_S = 1
 
@@ -78,7 +79,5 @@ def test_overlapping_holders(app: Flask, quantity: int, members: list[int], winn
         tally = Counter(outcomes)
         assert tally[Outcome.ISSUED] == winners, tally
         assert tally[refusal] == len(members) - winners, tally
-        rows = sa.text("SELECT member_id FROM member_coupon WHERE coupon_id = 1")
-        with engine.connect() as conn:
-            assert len(conn.execute(rows).all()) == winners
+        assert len(rows_of(engine, 1)) == winners
         assert int(client.hget(keys.coupon(1), "stock")) == quantity - winners

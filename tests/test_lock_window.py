@@ -24,7 +24,7 @@ from app.extensions import db
 from app.models import MemberCoupon
 from support.procs import start_gunicorn, wait_for
 from support.rush import Rush
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members, new_coupon
 
 MEMBERS = 120
 LATE_MEMBERS = 1000  # more than can win before a natural end a second or two away: some still wait at it
@@ -45,14 +45,6 @@ def base(app: Flask, process_env: dict[str, str], tmp_path: Path) -> Iterator[st
         yield url
     finally:
         proc.stop()
-
-
-def new_coupon(base: str, token: str, **body: Any) -> dict[str, Any]:
-    resp = requests.post(
-        f"{base}/coupons", json={"name": "flash", "quantity": QUANTITY, **body}, headers=bearer(token), timeout=10
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 def rows(app: Flask, coupon_id: int) -> list[tuple[int, datetime]]:
@@ -85,7 +77,7 @@ def check_nothing_won_after(app: Flask, coupon_id: int, ends_at: datetime, answe
 def test_no_member_wins_after_the_seller_closed(app: Flask, base: str) -> None:
     members = make_members(app, MEMBERS)
     ((_, seller_token),) = make_members(app, 1, role="seller", prefix="seller")
-    coupon_id = new_coupon(base, seller_token)["id"]
+    coupon_id = new_coupon(base, seller_token, quantity=QUANTITY)["id"]
     closed_at: list[float] = []
     rush = Rush(
         base,
@@ -111,7 +103,7 @@ def test_no_member_wins_after_the_natural_end(app: Flask, base: str) -> None:
     ((_, seller_token),) = make_members(app, 1, role="seller", prefix="seller")
     # A whole second (the column's precision for ends_at) two to three seconds away.
     ends_at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
-    coupon = new_coupon(base, seller_token, ends_at=ends_at.isoformat())
+    coupon = new_coupon(base, seller_token, quantity=QUANTITY, ends_at=ends_at.isoformat())
     assert datetime.fromisoformat(coupon["ends_at"]) == ends_at
     stop_at = time.monotonic() + (ends_at - datetime.now(UTC)).total_seconds() + 1.0
     rush = Rush(base, coupon["id"], members, threads=THREADS, keep_going=lambda: time.monotonic() < stop_at)

@@ -13,7 +13,7 @@ from flask import Flask
 
 from support.procs import Proc, start_gunicorn
 from support.redis_servers import RedisServer, running_redis
-from tests.conftest import make_members
+from tests.helpers import make_members
 
 SOCKET_TIMEOUT_S = 3
 

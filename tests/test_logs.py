@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import logging.config
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,9 +23,9 @@ from app import logs
 from app.extensions import clients, db
 from app.models import MemberCoupon
 from support.procs import ROOT, start_gunicorn, start_module, wait_for
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members, new_coupon
 
-GENERATED = 32  # a uuid4's hex digits
+GENERATED_ID = re.compile("[0-9a-f]{32}")  # an id the app makes up: a uuid4's hex digits
 
 
 def json_lines(path: Path) -> list[dict]:
@@ -34,12 +35,10 @@ def json_lines(path: Path) -> list[dict]:
     return entries
 
 
-def new_coupon(app: Flask, quantity: int = 5) -> tuple[int, str]:
+def coupon_and_member(app: Flask) -> tuple[int, str]:
     """A coupon registered by a new seller through the API; its id and a member's token."""
     (_, seller), (_, member) = make_members(app, 1, "seller", "s") + make_members(app, 1, "member", "m")
-    created = app.test_client().post("/coupons", json={"name": "logged", "quantity": quantity}, headers=bearer(seller))
-    assert created.status_code == 201, created.json
-    return created.json["id"], member
+    return new_coupon(app, seller, name="logged")["id"], member
 
 
 @contextmanager
@@ -77,7 +76,7 @@ def test_a_client_id_is_kept_only_when_sane(client: FlaskClient, sent: str, kept
     if kept:
         assert given == sent
     else:
-        assert len(given) == GENERATED and int(given, 16) >= 0
+        assert GENERATED_ID.fullmatch(given), given
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -105,7 +104,7 @@ def test_every_answer_and_its_log_lines_carry_the_request_id_through_gunicorn(
     app: Flask, process_env: dict, tmp_path: Path
 ) -> None:
     """A 503 whose request logs twice, a 404, a 405, a forged id: each id in its header, access line and log lines."""
-    coupon_id, member = new_coupon(app)
+    coupon_id, member = coupon_and_member(app)
     with app.app_context():
         clients().state_redis.flushdb()  # the row stays: its downloads and reads are an outage, logged
     access = tmp_path / "access.log"
@@ -120,7 +119,7 @@ def test_every_answer_and_its_log_lines_carry_the_request_id_through_gunicorn(
         ids = [answer.headers["X-Request-ID"] for answer in answers]
         assert [answer.status_code for answer in answers] == [503, 404, 405, 200]
         assert ids[:2] == ["lost-state.7", "missing-1"]
-        assert len(ids[2]) == GENERATED and len(ids[3]) == GENERATED and ids[2] != ids[3]
+        assert GENERATED_ID.fullmatch(ids[2]) and GENERATED_ID.fullmatch(ids[3]) and ids[2] != ids[3]
 
         def logged() -> list[dict]:
             lines = json_lines(access) if access.exists() else []
@@ -142,7 +141,7 @@ def test_every_answer_and_its_log_lines_carry_the_request_id_through_gunicorn(
 
 def test_the_worker_and_the_scheduler_write_json_lines(app: Flask, process_env: dict, tmp_path: Path) -> None:
     """A real drain, so the worker has something to say: every line of both outputs is one JSON object."""
-    coupon_id, member = new_coupon(app)
+    coupon_id, member = coupon_and_member(app)
     assert app.test_client().post(f"/coupons/{coupon_id}/download", headers=bearer(member)).status_code == 202
     env = dict(process_env, LOG_FORMAT="json")
     worker = start_module("jobs.worker", env, tmp_path / "worker.log")

@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 
 from app.extensions import clients
 from jobs.drain import drain_coupon
-from tests.conftest import assert_error, bearer, make_members
+from tests.helpers import assert_error, bearer, make_members
 
 
 def test_stats_of_a_coupon_redis_lost_answer_503(app: Flask, client: FlaskClient, seller: tuple[int, str]) -> None:

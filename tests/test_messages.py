@@ -9,12 +9,11 @@ import jwt as pyjwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import make_url
 
 from app import embedded
 from app.extensions import clients
-from tests import services as svc
-from tests.conftest import ROOT, assert_error, bearer, pytest_report_header
+from tests.conftest import pytest_report_header
+from tests.helpers import ROOT, assert_error, bearer
 
 
 def test_rebuild_state_of_a_coupon_that_does_not_exist_fails(app: Flask) -> None:
@@ -72,19 +71,13 @@ def test_embedded_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None
     assert "``" not in shown and "start,stop,status" in shown
 
 
-def test_the_run_says_which_services_it_uses(
-    monkeypatch: pytest.MonkeyPatch, pytestconfig: pytest.Config, services: svc.Services
-) -> None:
-    """The header line ``make test`` prints first: the services it found, or the embedded defaults and why."""
-    if not services.embedded:
-        assert pytest_report_header(pytestconfig) == [
-            f"services: database {make_url(services.database_url).render_as_string(hide_password=True)}, "
-            f"Redis {services.redis_url}"
-        ]
-    monkeypatch.setenv("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:1/none")
+def test_the_run_says_which_services_it_uses(monkeypatch: pytest.MonkeyPatch, pytestconfig: pytest.Config) -> None:
+    """The header line ``make test`` prints first: the services it tries, and what it does if they do not answer."""
+    monkeypatch.setenv("TEST_DATABASE_URL", "mysql+pymysql://app:secret@127.0.0.1:1/none")
     monkeypatch.setenv("TEST_REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.delenv("COUPON_RUSH_REQUIRE_SERVICES", raising=False)
-    [line] = pytest_report_header(pytestconfig)
-    assert line.startswith("services: the embedded defaults") and "127.0.0.1:1/none does not answer" in line, line
+    line = pytest_report_header(pytestconfig)
+    assert "127.0.0.1:1/none" in line and "redis://127.0.0.1:1/0" in line and "secret" not in line, line
+    assert line.endswith("if they do not answer: embedded SQLite and Redis"), line
     monkeypatch.setenv("COUPON_RUSH_REQUIRE_SERVICES", "1")
-    assert pytest_report_header(pytestconfig)[0].startswith("services: required and missing")
+    assert pytest_report_header(pytestconfig).endswith("if they do not answer: the run stops")

@@ -16,7 +16,7 @@ import requests
 from flask import Flask
 
 from support.procs import Proc, free_port, start_gunicorn, wait_for
-from tests.conftest import ROOT, bearer
+from tests.helpers import ROOT, bearer, serves
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian package nginx)")
@@ -56,18 +56,11 @@ def nginx_in_front(app: Flask, process_env: dict[str, str], tmp_path: Path) -> I
     proxy = Proc([str(NGINX), "-c", str(conf), "-p", str(conf.parent), "-g", "daemon off;"], os.environ, tmp_path / "n")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(f"{base}/nginx-health"), 10, "nginx")
+        wait_for(lambda: serves(f"{base}/nginx-health"), 10, "nginx")
         yield base, api
     finally:
         proxy.stop()
         api.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def assert_json_error(resp: requests.Response, status: int, code: str, by_nginx: bool = True) -> None:

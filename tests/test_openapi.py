@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
 from app.openapi import document
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members
 
 EXAMPLES = 40  # generated requests per operation and phase: a few seconds each, CI-sized
 CONFIG = schemathesis.Config.from_dict(

@@ -14,7 +14,7 @@ from app.extensions import clients, db
 from strategies import Outcome, keys, state
 from strategies.lock import LockStrategy
 from support.procs import free_port
-from tests.conftest import app_config, bearer, make_members
+from tests.helpers import app_config, bearer, make_members
 
 
 @pytest.mark.parametrize("strategy", ["lock"])

@@ -15,7 +15,7 @@ from app.config import ConfigError
 from support.procs import free_port, start_gunicorn
 from support.redis_servers import RedisServer
 from tests import services as svc
-from tests.conftest import ROOT, app_config
+from tests.helpers import ROOT, app_config
 
 LONG_SECRET = "a-production-secret-of-at-least-32-bytes"  # noqa: S105
 

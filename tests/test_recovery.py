@@ -25,7 +25,7 @@ from app.models import MemberCoupon
 from jobs.drain import drain
 from strategies import state
 from support.procs import free_port, wait_for
-from tests.conftest import ROOT, bearer, make_members
+from tests.helpers import ROOT, bearer, make_members, serves
 
 
 @pytest.mark.parametrize("strategy", ["lock", "lua"])
@@ -87,7 +87,7 @@ def launcher(instance: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: proc.poll() is not None or _answers(f"{base}/healthz"), 60, "the launcher's API")
+        wait_for(lambda: proc.poll() is not None or serves(f"{base}/healthz"), 60, "the launcher's API")
         assert proc.poll() is None, (instance / f"launcher-{port}.log").read_text()[-3000:]
         yield proc
     finally:
@@ -155,11 +155,4 @@ def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
-        return False
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
         return False

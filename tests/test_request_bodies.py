@@ -13,7 +13,7 @@ from flask import Flask
 from app.extensions import db
 from app.models import Coupon
 from support.procs import start_gunicorn
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members
 
 NESTED = b"[" * 5_000
 SURROGATE = b'"\\ud800"'

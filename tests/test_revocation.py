@@ -16,7 +16,7 @@ from app.errors import Unauthorized
 from app.extensions import clients, db
 from app.models import Member, Revocation
 from app.revocation_view import RevocationView, current_view
-from tests.conftest import ROOT, TEST_SECRET, app_config, assert_error, bearer, make_members
+from tests.helpers import TEST_SECRET, app_config, assert_error, bearer, make_members
 
 
 def cli(app: Flask, *args: str, input: str | None = None) -> tuple[int, str]:
@@ -116,7 +116,7 @@ def test_sqlite_never_reuses_a_member_id(services, tmp_path: Path) -> None:
 
     app = create_app(app_config(services, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'ids.sqlite3'}"))
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade()
         clients().broker.flushdb()
     client = app.test_client()
     first = client.post("/auth/signup", json={"username": "alpha", "password": "pw"}).json["id"]

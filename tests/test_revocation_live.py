@@ -26,7 +26,7 @@ from app import revocations
 from support.procs import ROOT, Proc, Processes, start_gunicorn, wait_for
 from support.redis_servers import RedisServer
 from tests import services as svc
-from tests.conftest import app_config, bearer, make_members
+from tests.helpers import app_config, bearer, make_members, new_coupon
 
 APPLIES_WITHIN_S = 2.0  # the contract: every API process refuses within 2 s of the command's return
 WORKERS = 3
@@ -158,12 +158,6 @@ def wait_every_worker_refusing(rush: Rush, access: Path, since: float) -> dict[i
     return latency
 
 
-def new_coupon(base: str, seller_token: str, quantity: int = 100) -> int:
-    resp = requests.post(f"{base}/coupons", json={"name": "c", "quantity": quantity}, headers=bearer(seller_token))
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
-
-
 def login(base: str, username: str, password: str = "password") -> requests.Response:
     return requests.post(f"{base}/auth/login", json={"username": username, "password": password}, timeout=30)
 
@@ -181,7 +175,7 @@ def test_a_ban_mid_rush_reaches_every_worker_within_2_s_and_unban_restores_log_i
     ((_, token),) = make_members(app, 1)
     with Processes() as procs:
         _, base, access = serve(procs, env, tmp_path)
-        coupon_id = new_coupon(base, seller)
+        coupon_id = new_coupon(base, seller, quantity=100)["id"]
         with Rush(downloads(base, coupon_id, token)).running() as rush:
             wait_for(lambda: len(rush.sent) > 30, 30, "the rush to start")
             assert {s for _, s in rush.snapshot().values()} <= {202, 409}  # won once, then already_issued
@@ -212,7 +206,7 @@ def test_delete_user_mid_rush_reaches_every_worker_and_the_id_is_never_given_aga
     ((member_id, token),) = make_members(app, 1)
     with Processes() as procs:
         _, base, access = serve(procs, process_env, tmp_path)
-        coupon_id = new_coupon(base, seller)
+        coupon_id = new_coupon(base, seller, quantity=100)["id"]
         with Rush(downloads(base, coupon_id, token)).running() as rush:
             wait_for(lambda: len(rush.sent) > 30, 30, "the rush to start")
             with recorded(process_env) as at:

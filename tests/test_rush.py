@@ -17,7 +17,7 @@ from strategies import keys
 from support.procs import Proc, start_gunicorn, start_module, wait_for
 from support.redis_servers import Cluster
 from support.rush import Rush
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members
 
 QUANTITY = 40
 MEMBERS = 150

@@ -12,7 +12,7 @@ from flask import Flask
 from app import create_app
 from app.extensions import db
 from strategies import tables
-from tests.conftest import ROOT, app_config
+from tests.helpers import app_config
 
 
 def test_migrations_and_tables_agree(app: Flask) -> None:
@@ -28,7 +28,7 @@ def test_sqlite_never_reuses_a_coupon_id(services, tmp_path: Path) -> None:
 
     app = create_app(app_config(services, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'ids.sqlite3'}"))
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade()
         with db.engine.begin() as conn:
             conn.execute(sa.insert(tables.member).values(id=1, username="s", password_hash="x", role="seller"))
             first = conn.execute(

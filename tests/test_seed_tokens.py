@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Base, Member, utcnow
 from experiments.data import seed as seeding
 from experiments.data import seed_load, tokens
-from tests.conftest import ROOT, bearer
+from tests.helpers import ROOT, bearer
 
 
 def table_counts(engine: sa.Engine) -> dict[str, int]:

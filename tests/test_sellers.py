@@ -20,7 +20,7 @@ from app.models import Coupon, MemberCoupon
 from jobs.drain import drain
 from strategies import keys
 from support.procs import start_gunicorn
-from tests.conftest import bearer, make_members
+from tests.helpers import bearer, make_members, new_coupon
 
 both = pytest.mark.parametrize("strategy", ["lock", "lua"])
 WON = {"lock": (201, "issued"), "lua": (202, "pending")}
@@ -38,12 +38,6 @@ def base(app: Flask, process_env: dict[str, str], tmp_path: Path, strategy: str)
 
 def call(method: str, url: str, token: str | None = None, **kwargs: Any) -> requests.Response:
     return requests.request(method, url, headers=bearer(token) if token else {}, timeout=10, **kwargs)
-
-
-def new_coupon(base: str, token: str, **body: object) -> dict[str, Any]:
-    resp = call("POST", f"{base}/coupons", token, json={"name": "spring sale", "quantity": 5, **body})
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 def at(iso: str | None) -> datetime:

@@ -14,7 +14,7 @@ import requests
 from app import create_app
 from app.config import ConfigError
 from support.procs import free_port, wait_for
-from tests.conftest import ROOT, app_config
+from tests.helpers import ROOT, app_config, serves
 
 
 def test_unknown_strategy_stops_create_app(services) -> None:
@@ -75,7 +75,7 @@ def test_launcher_runs_everything_embedded_and_stops_on_ctrl_c(tmp_path: Path) -
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: launcher.poll() is not None or _answers(f"{base}/healthz"), 60, "the launcher's API")
+        wait_for(lambda: launcher.poll() is not None or serves(f"{base}/healthz"), 60, "the launcher's API")
         assert launcher.poll() is None, launcher.communicate()[0].decode(errors="replace")[-3000:]
         done = subprocess.run(
             [
@@ -117,10 +117,3 @@ def test_launcher_runs_everything_embedded_and_stops_on_ctrl_c(tmp_path: Path) -
         output = launcher.communicate(timeout=30)[0].decode(errors="replace")
     assert launcher.returncode in (0, 130, -signal.SIGINT), output[-3000:]
     assert not (tmp_path / "redis.sock").exists(), "the embedded Redis outlived the launcher"
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:  # refused, or accepted but not yet served
-        return False

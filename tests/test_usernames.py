@@ -14,7 +14,7 @@ from app import create_app
 from app.extensions import clients, db
 from app.models import Member
 from tests import services as svc
-from tests.conftest import ROOT, app_config, assert_error, make_members
+from tests.helpers import app_config, assert_error, make_members
 
 # Spellings MariaDB's utf8mb4_unicode_ci takes for "alice": accent, full-width, zero-width, control.
 ALIASES = ["alicé", "ａｌｉｃｅ", "ali\u200bce", "alice\x01"]
@@ -35,7 +35,7 @@ def sqlite_app(services: svc.Services, tmp_path: Path) -> Iterator[Flask]:
 
     app = create_app(app_config(services, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'names.sqlite3'}"))
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade()
         clients().broker.flushdb()
     yield app
     with app.app_context():

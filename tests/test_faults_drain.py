@@ -21,17 +21,11 @@ from strategies import keys, state
 from support.procs import Processes, start_gunicorn, start_module, wait_for
 from support.queue import fill_queue
 from support.redis_servers import RedisServer
-from tests.conftest import app_config, bearer, make_members
+from tests.helpers import app_config, bearer, make_members, rows_of
 
-ROWS = sa.text("SELECT member_id FROM member_coupon WHERE coupon_id = :c")
 BLOCKED_INSERTS = sa.text(
     "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT IGNORE INTO member_coupon%'"
 )
-
-
-def rows_of(engine: sa.Engine, coupon_id: int) -> list[int]:
-    with engine.connect() as conn:
-        return [int(m) for m in conn.execute(ROWS, {"c": coupon_id}).scalars()]
 
 
 def test_drain_lock_is_renewed_while_a_batch_is_blocked(app: Flask, services) -> None:

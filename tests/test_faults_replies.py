@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from redis.connection import parse_url
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -16,9 +16,8 @@ from app.extensions import clients, db
 from strategies import keys, scripts, state
 from support.procs import wait_for
 from support.proxy import Proxy
-from tests.conftest import app_config, bearer, make_members
+from tests.helpers import app_config, bearer, make_members, new_coupon, rows_of
 
-ROWS = sa.text("SELECT member_id FROM member_coupon WHERE coupon_id = :c ORDER BY member_id")
 # A MySQL COM_QUERY (command byte 3) of exactly COMMIT; "SET AUTOCOMMIT = 0" at connect must not match.
 COMMIT_QUERY = b"\x03COMMIT"
 
@@ -30,9 +29,10 @@ def sha(name: str) -> bytes:
 
 @pytest.fixture
 def redis_proxy(services) -> Iterator[Proxy]:
-    """A proxy in front of the suite's Redis."""
-    parts = urlsplit(services.redis_url)
-    with Proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+    """A proxy in front of the suite's Redis, on its TCP port or its unix socket (the embedded one)."""
+    parts = parse_url(services.redis_url)
+    upstream = parts["path"] if "path" in parts else (parts.get("host", "localhost"), parts.get("port", 6379))
+    with Proxy(upstream) as proxy:
         yield proxy
 
 
@@ -42,8 +42,8 @@ def proxied_app(services, strategy: str, **extra: object) -> Flask:
 
 
 def redis_through(services, proxy: Proxy) -> str:
-    """The suite's Redis URL, through ``proxy``."""
-    return f"redis://127.0.0.1:{proxy.port}{urlsplit(services.redis_url).path}"
+    """The suite's Redis URL (its db included), through ``proxy``."""
+    return f"redis://127.0.0.1:{proxy.port}/{parse_url(services.redis_url).get('db', 0)}"
 
 
 def close(app: Flask) -> None:
@@ -51,17 +51,6 @@ def close(app: Flask) -> None:
     with app.app_context():
         clients().broker.close()
         db.engine.dispose()
-
-
-def rows_of(app: Flask, coupon_id: int) -> list[int]:
-    with app.app_context():
-        return [int(m) for m in db.session.execute(ROWS, {"c": coupon_id}).scalars()]
-
-
-def new_coupon(app: Flask, seller_token: str, quantity: int) -> int:
-    resp = app.test_client().post("/coupons", json={"name": "lost", "quantity": quantity}, headers=bearer(seller_token))
-    assert resp.status_code == 201, resp.data
-    return int(resp.json["id"])
 
 
 @pytest.mark.parametrize(("lost", "status"), [(1, 201), (2, 503)])
@@ -103,7 +92,7 @@ def test_lost_take_stock_reply_is_settled_by_the_next_holder(
 ) -> None:
     """A's unit is taken but A hears nothing (503); B's download completes A's row: no unit stranded."""
     (a, token_a), (b, token_b) = make_members(app, 2)
-    coupon_id = new_coupon(app, seller[1], 5)
+    coupon_id = new_coupon(app, seller[1], quantity=5)["id"]
     with app.app_context():
         direct = clients().state_redis
         direct.script_load(scripts.source("take_stock"))
@@ -128,7 +117,7 @@ def mariadb_proxy(services) -> Iterator[Proxy]:
     url = make_url(services.database_url)
     if url.get_backend_name() not in ("mysql", "mariadb"):
         pytest.skip("a late COMMIT needs MariaDB")
-    with Proxy(url.host or "127.0.0.1", url.port or 3306) as proxy:
+    with Proxy((url.host or "127.0.0.1", url.port or 3306)) as proxy:
         yield proxy
 
 
@@ -138,7 +127,7 @@ def test_commit_that_lands_late_is_never_doubled(
 ) -> None:
     """A's COMMIT reaches MariaDB 1.5 s after A's connection broke: one row, the unit never handed out twice."""
     (a, token_a), (_, token_b) = make_members(app, 2)
-    coupon_id = new_coupon(app, seller[1], 1)
+    coupon_id = new_coupon(app, seller[1], quantity=1)["id"]
     through = make_url(services.database_url).set(host="127.0.0.1", port=mariadb_proxy.port)
     shop = proxied_app(services, strategy, SQLALCHEMY_DATABASE_URI=through.render_as_string(hide_password=False))
     try:
