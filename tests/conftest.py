@@ -49,7 +49,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config.stash[GUARD].uninstall()
     left = isolation.leftovers(config.stash[MARK], config.stash[RUN_FOLDER]) if RUN_FOLDER in config.stash else {}
     isolation.kill(left)
-    problems = [f"touched {touched}" for touched in config.stash[GUARD].touched]
+    touched = config.stash[GUARD].touched
+    problems = [f"touched {t} ({touched.count(t)} connections)" for t in dict.fromkeys(touched)]
     problems += [f"outlived the run (killed): pid {pid}: {command}" for pid, command in sorted(left.items())]
     config.stash[PROBLEMS] = problems
     if problems and session.exitstatus == pytest.ExitCode.OK:

@@ -29,8 +29,12 @@ from tests.helpers import ROOT, bearer, make_members, serves
 
 
 @pytest.mark.parametrize("strategy", ["lock", "lua"])
-def test_missing_state_is_reported_and_rebuilt(app: Flask, client: FlaskClient, seller, strategy: str) -> None:
+def test_missing_state_is_reported_and_rebuilt(
+    app: Flask, client: FlaskClient, seller, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Redis loses its data: the coupon answers 503 (never "not found") until rebuild-state restores it."""
+    # The commands start make serve's embedded Redis unless REDIS_URL is set: they get the test's.
+    monkeypatch.setenv("REDIS_URL", app.config["REDIS_URL"])
     _, seller_token = seller
     coupon_id = client.post("/coupons", json={"name": "lost", "quantity": 4}, headers=bearer(seller_token)).json["id"]
     members = make_members(app, 6)
