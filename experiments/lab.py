@@ -225,11 +225,7 @@ def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tup
         for mode, rtt, i in network.order(modes, args.repeat, args.rtt_ms)
     ]
     results = {
-        "run_id": run_id,
-        "started_at": started_at,
-        "git_commit": provenance.git_commit(),
-        "machine": provenance.machine(),
-        "packages": provenance.packages(),
+        **provenance.record(run_id, started_at),
         "config": lab.config(),
         "runs": [r.to_json() for r in runs],
         "drain_benchmark": [asdict(b) for b in lab.drain_benchmarks(args.drain_winners)],

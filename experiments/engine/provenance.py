@@ -86,3 +86,19 @@ def servers(engine: sa.Engine, client: Any) -> Versions:
         query = "SELECT sqlite_version()" if engine.dialect.name == "sqlite" else "SELECT VERSION()"
         database_version = str(conn.scalar(sa.text(query)))
     return Versions(database=f"{engine.dialect.name} {database_version}", redis=redis_version)
+
+
+def record(run_id: str, started_at: str) -> dict[str, Any]:
+    """What every results.json opens with: the run, the code, the machine and the packages it ran on."""
+    return {
+        "run_id": run_id,
+        "started_at": started_at,
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "packages": packages(),
+    }
+
+
+def settings(args: Any) -> dict[str, Any]:
+    """Every option of the run as JSON takes it (sets sorted, paths as text)."""
+    return {k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}

@@ -53,9 +53,7 @@ class Lab:
         a = self.args
         server = gunicorn_settings(self.server_env())
         versions = provenance.servers(self.engine, self.client)
-        settings = {
-            k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v for k, v in vars(a).items()
-        }
+        settings = provenance.settings(a)
         return {
             "users": a.users,
             "duration_s": a.duration,

@@ -164,9 +164,7 @@ class TargetLab:
         """The load configuration, what could be read of the target, and what could not be measured."""
         a = self.args
         versions = provenance.servers(self.engine, self.client)
-        settings = {
-            k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v for k, v in vars(a).items()
-        }
+        settings = provenance.settings(a)
         return {
             "users": a.users,
             "duration_s": a.duration,

@@ -39,11 +39,7 @@ def run_all(args: argparse.Namespace, run_id: str, out: Path, live: Live) -> tup
                 lab.remote.final = i == args.repeat - 1
             runs.append(target_run(lab, args.strategies[0], i))
         results = {
-            "run_id": run_id,
-            "started_at": started_at,
-            "git_commit": provenance.git_commit(),
-            "machine": provenance.machine(),
-            "packages": provenance.packages(),
+            **provenance.record(run_id, started_at),
             "config": lab.config(),
             "runs": [r.to_json() for r in runs],
             "drain_benchmark": [],
