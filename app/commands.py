@@ -46,7 +46,7 @@ def create_user(username: str, password: str, role: str) -> None:
 @contextmanager
 def _broker() -> Iterator[Any]:
     """The broker Redis (started for the run on embedded defaults); a clear failure for an unknown member."""
-    with embedded.serving(current_app.instance_path):
+    with embedded.serving_app(current_app):
         try:
             yield clients().broker
         except (revocations.UnknownMember, revocations.CannotDelete) as exc:

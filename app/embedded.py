@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -98,6 +99,17 @@ def serving(instance_path: str | os.PathLike[str] | None = None, attached: bool 
             stop_server(folder)
         if child is not None:
             child.wait(START_TIMEOUT_S)
+
+
+def serving_app(app: Any) -> contextlib.AbstractContextManager[str | None]:
+    """:func:`serving` for an app's command: the embedded server only if the app's Redis is that server.
+
+    A command run against an app given its own Redis (``REDIS_URL`` in its config, a test's or an
+    operator's) neither starts nor reaches the instance folder's embedded server.
+    """
+    if app.config.get("REDIS_CLUSTER_URL") or app.config.get("REDIS_URL") != socket_url(app.instance_path):
+        return contextlib.nullcontext(None)
+    return serving(app.instance_path)
 
 
 def stop_server(instance_path: str | os.PathLike[str]) -> bool:

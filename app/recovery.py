@@ -21,7 +21,7 @@ def check() -> list[int]:
 @with_appcontext
 def check_state_command() -> None:
     """List open coupons whose Redis state is missing; exit 1 if there are any."""
-    with embedded.serving(current_app.instance_path):
+    with embedded.serving_app(current_app):
         missing = check()
     click.echo(f"{len(missing)} open coupons without Redis state" + (f": {missing}" if missing else ""))
     if missing:
@@ -36,7 +36,7 @@ def rebuild_state_command(coupon_ids: tuple[int, ...]) -> None:
     unknown = [coupon_id for coupon_id in coupon_ids if db.session.get(Coupon, coupon_id) is None]
     if unknown:
         raise click.ClickException(f"no such coupon: {', '.join(map(str, unknown))}; nothing rebuilt")
-    with embedded.serving(current_app.instance_path):
+    with embedded.serving_app(current_app):
         client = clients().state_redis
         targets = list(coupon_ids) or state.missing(client, recovery.open_coupon_ids(client, db.engine))
         for coupon_id in targets:

@@ -113,7 +113,7 @@ def test_a_crash_of_make_serve_leaves_nothing_and_the_restart_drains_every_winne
         coupon = requests.post(
             f"{first.base}/coupons", json={"name": "crash", "quantity": quantity}, headers=bearer(seller)
         ).json()["id"]
-        members = [_member(first, f"m{i}") for i in range(quantity + 1)]
+        members = [_member(first, f"member{i}") for i in range(quantity + 1)]
         answers = [requests.post(f"{first.base}/coupons/{coupon}/download", headers=bearer(t)) for _, t in members]
         assert [a.status_code for a in answers] == [202] * quantity + [410]
         assert _rows(tmp_path, coupon) == [], "the drain ran: nothing was left queued to test"

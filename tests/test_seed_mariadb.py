@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from app.extensions import db
-from experiments import seed as seeding
+from experiments.data import seed as seeding
 from support.mariadb import MariaDB
 from tests import services as svc
 from tests.faults import private_mariadb
