@@ -38,10 +38,11 @@ def test_the_lab_runs_at_each_rtt_and_counts_the_round_trips(
         stock, after = run["round_trips"]["stock"], run["round_trips"]["sold_out"]
         assert run["audit"]["ok"], run["audit"]
         # Every request asks Redis at least once (counted over the longer phase: a phase's edges are
-        # interpolated between the processes' lines, 0.25 s apart); the servers see at least what the clients sent.
+        # interpolated between the processes' lines, 0.25 s apart); Redis counts every command a round trip
+        # carried. MariaDB's statement counters leave out the pool's pings, so they are not compared.
         assert after["redis"]["round_trips"] >= 0.9 and stock["redis"]["round_trips"] > 0
         assert after["redis"]["commands"] >= after["redis"]["round_trips"]
-        assert stock["database"]["statements"] >= stock["database"]["round_trips"] >= 0
+        assert stock["database"]["statements"] >= 0 and stock["database"]["round_trips"] >= 0
         assert run["predicted_tps_while_stock"] > 0
         delivered = stock["delay"]["delivered_rtt_ms"]
         assert delivered is None if rtt == 0 else delivered >= 0.8 * rtt, stock
@@ -49,7 +50,8 @@ def test_the_lab_runs_at_each_rtt_and_counts_the_round_trips(
         lock = runs["lock", rtt]["round_trips"]["stock"]
         # Inside the hold: the unsettled notes, the stock, the pre-ping, the SELECT, the INSERT, the stock
         # script, the COMMIT, the note's removal, the release; then the hand-over.
-        assert lock["database"]["round_trips"] >= 3 and lock["lock_chain"] >= 8, lock
+        assert lock["database"]["round_trips"] >= 3 and lock["database"]["statements"] > 0, lock
+        assert lock["lock_chain"] >= 8, lock
     # The hold's round trips, as the probe counted them, are the chain's less the hand-over.
     hold = runs["lock", 1.0]["costs"]["lock_hold"]
     assert hold["round_trips"] == pytest.approx(runs["lock", 1.0]["round_trips"]["stock"]["lock_chain"] - 1, abs=0.01)
