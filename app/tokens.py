@@ -21,7 +21,6 @@ Revocation is not the cache's business: the caller checks every use against the 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from typing import Any
@@ -29,10 +28,10 @@ from typing import Any
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
+from app import ids
+
 ALGORITHMS = ["HS256"]
 REQUIRED_CLAIMS = ["exp", "iat", "sub"]
-# A member id: ASCII digits, no leading zero, within a signed 64-bit integer.
-MEMBER_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
 class _PreparedHMAC(HMACAlgorithm):
@@ -89,7 +88,7 @@ class TokenVerifier:
             raise jwt.InvalidTokenError("Only access tokens are allowed")
         if not (_is_number(claims["exp"]) and _is_number(claims["iat"])):
             raise jwt.InvalidTokenError("exp and iat must be numbers")
-        if not isinstance(claims["sub"], str) or not MEMBER_ID.fullmatch(claims["sub"]):
+        if not isinstance(claims["sub"], str) or ids.parse(claims["sub"]) is None:
             raise jwt.InvalidTokenError("sub must be a member id in ASCII digits")
         with self._lock:
             if len(self._cache) >= self._max_cached:
