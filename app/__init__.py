@@ -65,7 +65,7 @@ def resolve_services(app: Flask) -> None:
             "pool_recycle": 3600,
             # The Session and every Connection roll back what they began when they close, so the
             # pool's own ROLLBACK on check-in was a second round trip on every request that used
-            # the database (the account probe, the lock strategy).
+            # the database (the lock strategy's issue, the drain, the views' reads).
             "pool_reset_on_return": None,
         }
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith(("mysql", "mariadb")):

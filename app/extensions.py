@@ -8,7 +8,6 @@ from functools import wraps
 from typing import Any, cast
 
 import redis
-import sqlalchemy as sa
 from flask import Flask, Response, current_app
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -48,12 +47,11 @@ class Clients:
         self._state_redis: Any = None
         self._broker: redis.Redis | None = None
         self._strategy: strategies.IssueStrategy | None = None
-        self._reads: sa.Engine | None = None
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():  # a forked child must not share its parent's sockets
             self._pid = os.getpid()
-            self._state_redis = self._broker = self._strategy = self._reads = None
+            self._state_redis = self._broker = self._strategy = None
 
     @property
     def broker(self) -> redis.Redis:
@@ -85,29 +83,6 @@ class Clients:
             else:
                 self._state_redis = self.broker
         return self._state_redis
-
-    @property
-    def reads(self) -> sa.Engine:
-        """An engine for one-statement reads (the account probe): one round trip each.
-
-        The database's own pool pings every connection it hands out and rolls back what a Session
-        began: three round trips for one SELECT. Here each statement commits itself (AUTOCOMMIT, so
-        no snapshot outlives it and no ROLLBACK follows), and nothing pings: a connection the server
-        dropped fails its statement, is thrown away, and the caller asks again on a new one
-        (app.auth's account check does).
-        """
-        self._check_pid()
-        if self._reads is None:
-            options = dict(self._config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
-            options.update(isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True, pool_pre_ping=False)
-            self._reads = sa.create_engine(self._config["SQLALCHEMY_DATABASE_URI"], **options)
-        return self._reads
-
-    def dispose(self) -> None:
-        """Close the reads engine's pooled connections (a test's app is done with them)."""
-        if self._reads is not None:
-            self._reads.dispose()
-            self._reads = None
 
     @property
     def strategy(self) -> strategies.IssueStrategy:

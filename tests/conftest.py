@@ -122,7 +122,6 @@ def app(services: svc.Services, migrated: None, strategy: str) -> Iterator[Flask
     yield app
     with app.app_context():
         clients().broker.flushdb()
-        clients().dispose()
         db.engine.dispose()
 
 
@@ -146,7 +145,6 @@ def cluster_app(services: svc.Services, migrated: None, cluster: Cluster, strate
     with app.app_context():
         clients().broker.flushdb()
         clients().state_redis.close()
-        clients().dispose()
         db.engine.dispose()
 
 

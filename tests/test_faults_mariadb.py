@@ -71,7 +71,6 @@ def private_app(services: svc.Services, mariadb: MariaDB, redis_server: RedisSer
         clients().broker.flushdb()
     yield app
     with app.app_context():
-        clients().dispose()
         db.engine.dispose()
 
 

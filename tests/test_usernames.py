@@ -98,7 +98,6 @@ def limited(services: svc.Services, migrated: None) -> Iterator[Flask]:
     yield app
     with app.app_context():
         clients().broker.flushdb()
-        clients().dispose()
         db.engine.dispose()
 
 
