@@ -11,7 +11,7 @@ import pytest
 from experiments.engine import network
 from experiments.engine.costs import Sample
 from experiments.engine.results import Costs, LockHold
-from experiments.reports import network_sections, plan
+from experiments.reports import network_sections, plan, rtt_plot
 from support.delay import Counts, counts_at, read_stats
 from tests.lab_results import costs, make_results, make_run
 
@@ -109,7 +109,14 @@ def test_the_plan_command_takes_the_rtt(results: dict[str, Any], tmp_path: Path,
 
 def test_the_report_tables_predicted_against_measured_by_rtt(results: dict[str, Any]) -> None:
     table = "\n".join(network_sections.predicted_vs_measured(results))
-    assert "| lock ×1 | while stock remained | 1 | 1.000 | 67 | lock serialisation | 48.0 | 72% |" in table
+    assert "| lock ×1 | while stock remained | 1 | 1.000 | 67 | lock serialisation | 48.0 | 72% | 67 (72%) |" in table
+    # A hold at 1 ms longer than loopback's local time + 10 round trips: the run's own costs say 40 TPS, the
+    # plan from loopback's still 67, and the table shows both.
+    for run in results["runs"]:
+        if run["strategy"] == "lock" and run["rtt_ms"] == 1:
+            run["costs"]["lock_hold"]["mean_ms"] = 24.0
+    table = "\n".join(network_sections.predicted_vs_measured(results))
+    assert "| 1 | 1.000 | 40 | lock serialisation | 48.0 | 120% | 67 (72%) |" in table
     rows = "\n".join(network_sections.round_trips(results))
     assert "| lock ×1 | 1 | while stock remained | 1.000 | 5.00 | 15.00 | 4.00 | 8.00 | 0.10 / 0.00 | 10.00 |" in rows
     parts = network_sections.by_rtt(results, lambda r: ["## Results", str(len(r["runs"]))])
@@ -172,3 +179,31 @@ def test_round_trips_per_phase_split_the_api_from_the_drain(tmp_path: Path) -> N
     assert network.delivered_rtt_ms({"round_trips": found}) == pytest.approx(1.0)
     assert network.delivered_rtt_ms({}) == 0.0
     assert counts_at(read_stats(tmp_path), 105.0).redis == 2000
+
+
+def test_the_rtt_plot_reads_the_study_lock_off_the_lock_line(results: dict[str, Any]) -> None:
+    # The lock's line: 1000 / (5 ms local + 10 round trips x RTT); 120 TPS at 0.333 ms, 60 TPS at 1.167 ms.
+    rtts = [i * 0.001 for i in range(3001)]
+    low, high = rtt_plot.study_lock_rtts(results, rtts)
+    assert low == pytest.approx(1 / 3, abs=0.002) and high == pytest.approx(7 / 6, abs=0.002)
+    assert rtt_plot.crossing([0.0, 1.0], [100.0, 50.0], 200.0) is None
+    found = {(p["strategy"], p["phase"], p["rtt_ms"]): p for p in rtt_plot.points(results)}
+    at_one = found[("lock", "stock", 1.0)]
+    assert at_one["delivered_ms"] == 1.0 and at_one["tps"].median == 48.0
+    assert ("read", "stock", 0.0) not in found and len(found) == 8
+
+
+def test_the_rtt_command_draws_several_reports(results: dict[str, Any], tmp_path: Path, capsys: Any) -> None:
+    import json
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    out = tmp_path / "rtt.png"
+    assert rtt_plot.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "RTT 0.33-1.17 ms" in capsys.readouterr().out
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(dict(results, runs=[])), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        rtt_plot.main([str(empty), "--out", str(out)])

@@ -133,6 +133,13 @@ def predict(
     return Prediction(round(found[binding], 1), binding, {k: round(v, 1) for k, v in found.items()})
 
 
+def loopback_runs(results: dict[str, Any], strategy: str, instances: int) -> list[Run]:
+    """A configuration's runs at loopback (no RTT asked), or all of them where none was: the costs a plan
+    for a rented setup starts from, before it adds the RTT."""
+    runs = [r for r in results["runs"] if r["strategy"] == strategy and r["instances"] == instances]
+    return [r for r in runs if not r.get("rtt_ms")] or runs
+
+
 def server_threads(results: dict[str, Any]) -> int | None:
     """Request threads of one API server as the lab ran it (workers x threads), if recorded."""
     c = results.get("config", {})

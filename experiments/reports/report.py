@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.engine.network import at_rtt, distinct_rtts
-from experiments.reports import network_sections, sections
+from experiments.reports import network_sections, rtt_plot, sections
 from experiments.reports.network_sections import by_rtt
 from experiments.reports.plan import measured_lines
 from experiments.reports.plots import plot_all
@@ -161,6 +161,13 @@ def model(results: dict[str, Any]) -> list[str]:
     return ["## The capacity model", "", sections.MODEL, *predicted, *setups] if predicted or setups else []
 
 
+def rtt_section(results: dict[str, Any]) -> list[str]:
+    """The TPS-against-RTT plot's place in the report, when the runs had several RTTs."""
+    if len(distinct_rtts(results)) < 2:
+        return []
+    return ["![TPS against RTT](rtt.png)", "", f"*{rtt_plot.CAPTION}*"]
+
+
 def report_markdown(results: dict[str, Any]) -> str:
     """The whole report.md text: the headline, what was measured, then the model, then the details."""
     parts = [
@@ -176,6 +183,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         sections.audits(results),
         sections.drain_benchmark(results),
         [sections.PLOTS],
+        rtt_section(results),
         sections.loadgen(results),
     ]
     return "\n\n".join("\n".join(part).rstrip() for part in parts if part) + "\n"
@@ -187,10 +195,11 @@ def render(results: dict[str, Any], out_dir: Path) -> list[Path]:
     report = out_dir / "report.md"
     runs = [run for group in groups(results).values() for run in group]
     tps, latency = plot_all(runs, out_dir)
+    rtt = [rtt_plot.draw([results], out_dir / "rtt.png")] if rtt_section(results) else []
     markdown = report_markdown(results)
     report.write_text(markdown, encoding="utf-8")
     html = write_html(results, markdown, out_dir)
-    return [report, tps, latency, html]
+    return [report, tps, latency, *rtt, html]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,7 +74,7 @@ def write_html(results: dict[str, Any], markdown: str, out_dir: Path) -> Path:
     """Write report.html from the report's Markdown, next to report.md and the plots it embeds."""
     images = {
         name: "data:image/png;base64," + base64.b64encode((out_dir / name).read_bytes()).decode()
-        for name in ("tps.png", "latency.png")
+        for name in ("tps.png", "latency.png", "rtt.png")
         if (out_dir / name).exists()
     }
     body = to_html(markdown, images)
