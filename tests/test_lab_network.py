@@ -18,8 +18,11 @@ def test_the_lab_runs_at_each_rtt_and_counts_the_round_trips(
 ) -> None:
     if not process_env["DATABASE_URL"].startswith("mysql"):
         pytest.skip("the database's round trips are PyMySQL's: needs MariaDB")
-    args = ["--strategies", "lock,lua", "--no-read", "--rtt-ms", "0,1", "--users", "20", "--duration", "3"]
-    args += ["--quantity", "40", "--members", "300", "--locust-workers", "1", "--drain-winners", "0", "--no-live"]
+    # A stock that lasts seconds at both RTTs (the lock issues ~150 a second at loopback, ~60 at 1 ms): a phase's
+    # round trips are counted from each process's lines, 0.25 s apart, so a phase of a fraction of a second
+    # would be mostly its edges' interpolation.
+    args = ["--strategies", "lock,lua", "--no-read", "--rtt-ms", "0,1", "--users", "20", "--duration", "8"]
+    args += ["--quantity", "300", "--members", "1000", "--locust-workers", "1", "--drain-winners", "0", "--no-live"]
     done = subprocess.run(
         [sys.executable, "-m", "experiments.lab", *args, "--out", str(tmp_path)],
         cwd=ROOT,
