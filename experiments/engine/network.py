@@ -130,17 +130,29 @@ def _server(server: ServerCounters, index: int, start: float, end: float) -> flo
 
 
 def phase_round_trips(
-    server: ServerCounters, folder: Path, records: Sequence[Record], window: tuple[float, float], api: set[int]
+    server: ServerCounters,
+    folder: Path,
+    records: Sequence[Record],
+    window: tuple[float, float],
+    api: set[int] | None,
 ) -> dict[str, Any]:
     """One phase's round trips per answered request, per tier, and the delay the clients really had.
 
-    ``api``: the API processes' pids; the others (the drain's worker and scheduler) count apart.
+    ``api``: the API processes' pids; the others (the drain's worker and scheduler) count apart. None: the
+    lab did not start them (target mode), so only the servers' own counters are known.
     """
     start, end = window
     answered = sum(1 for r in records if r[1] and start <= answered_at(r) < end)
+    statements = _server(server, 2, start, end)
+    if api is None:
+        counted = "n/a" if statements is None else _per(statements, answered)
+        return {
+            "requests": answered,
+            "redis": {"round_trips": None, "commands": _per(_server(server, 1, start, end), answered)},
+            "database": {"round_trips": None, "statements": counted},
+        }
     made = client_counts(folder, end, api).minus(client_counts(folder, start, api))
     drain = client_counts(folder, end, api, other=True).minus(client_counts(folder, start, api, other=True))
-    statements = _server(server, 2, start, end)
     return {
         "requests": answered,
         "redis": {
@@ -171,9 +183,10 @@ def round_trips(
     records: Sequence[Record],
     sellout_at: float | None,
     costs: Costs | None,
-    api: set[int],
+    api: set[int] | None,
 ) -> dict[str, Any]:
-    """Per phase: round trips per request per tier, the delay delivered, and the lock's chain."""
+    """Per phase: round trips per request per tier, the delay delivered, and the lock's chain (``api`` None:
+    the servers' counters alone, see phase_round_trips)."""
     out = {
         name: phase_round_trips(server, folder, records, window, api)
         for name, window in windows(samples, records, sellout_at).items()

@@ -203,6 +203,10 @@ def not_measured(lab: TargetLab) -> list[str]:
         gaps.append("load generator CPU: the remote Locust workers' (only this machine's Locust processes are counted)")
     if lab.args.strategies == ["lock"]:
         gaps.append("lock hold times: the probe runs only in API processes the lab starts")
+    gaps.append(
+        "round trips counted by the API's clients, and the RTT they waited: the probe runs only in API processes "
+        "the lab starts (the stores' own counters, Redis commands and database statements a request, are taken)"
+    )
     return gaps
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.engine import audit as audits
-from experiments.engine import costs, provenance
+from experiments.engine import costs, network, provenance
+from experiments.engine.analysis import sellout_answer
 from experiments.engine.live import Live
 from experiments.engine.results import RunResult
 from experiments.engine.runs import Monitor, _result
@@ -75,6 +76,8 @@ def target_run(lab: TargetLab, strategy: str, repeat: int = 0) -> RunResult:
     print(f"== {label}: {a.users} users for {a.duration} s on coupon {coupon_id} (quantity {a.quantity})", flush=True)
     monitor = Monitor(lab.engine, coupon_id)
     sampler = costs.Sampler([], lab.client, lab.db_pids, api_cpu=lab.api_cpu.seconds if lab.api_cpu else _none)
+    servers = network.ServerCounters(lab.client, lab.engine)  # the target's stores count what it sent them
+    sampler.listeners.append(servers.take)
     lab.live.begin(label, coupon_id, strategy, a.quantity, lab.client, monitor, logs)
     try:
 
@@ -109,7 +112,11 @@ def target_run(lab: TargetLab, strategy: str, repeat: int = 0) -> RunResult:
     finally:
         monitor.stop()
         lab.live.end()
-    return _result(lab, strategy, instances, repeat, coupon_id, load, monitor, sampler, holds)
+    result = _result(lab, strategy, instances, repeat, coupon_id, load, monitor, sampler, holds)
+    result.round_trips = network.round_trips(
+        servers, logs, sampler.samples, load.records, sellout_answer(load.records), result.costs, None
+    )
+    return result
 
 
 def _none() -> None:
