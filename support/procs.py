@@ -90,13 +90,15 @@ def start_gunicorn(
     workers: int | None = 2,
     threads: int | None = 16,
     prefix: Sequence[str] = (),
+    host: str = "127.0.0.1",
 ) -> tuple[Proc, str]:
     """gunicorn with the production config on a free port (None: its defaults); returns once /healthz is 200.
 
     ``prefix`` runs it under another command, e.g. ``["faketime", "-f", "-300s"]`` for a skewed clock.
+    ``host``: the address it listens on (0.0.0.0: every one); the URL returned is loopback's either way.
     """
     port = free_port()
-    run_env = dict(env, PORT=str(port), HOST="127.0.0.1")
+    run_env = dict(env, PORT=str(port), HOST=host)
     run_env.update({k: str(v) for k, v in (("WEB_WORKERS", workers), ("WEB_THREADS", threads)) if v is not None})
     proc = Proc([*prefix, sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], run_env, log)
     base = f"http://127.0.0.1:{port}"
@@ -191,8 +193,11 @@ def start_drain(procs: Processes, env: Mapping[str, str], logs: Path, n: int = 0
     return [procs.add(start_module(m, env, logs / f"{m}{n}.log")) for m in ("jobs.worker", "jobs.scheduler")]
 
 
-def start_service(procs: Processes, env: Mapping[str, str], logs: Path, drain: bool) -> tuple[str, list[Proc]]:
-    """gunicorn and, with ``drain``, the worker and scheduler; the API's base URL and the drain's processes."""
-    server, base = start_gunicorn(env, logs / "gunicorn.log")
+def start_service(
+    procs: Processes, env: Mapping[str, str], logs: Path, drain: bool, host: str = "127.0.0.1"
+) -> tuple[str, list[Proc]]:
+    """gunicorn (listening on ``host``) and, with ``drain``, the worker and scheduler; the API's base URL and the
+    drain's processes."""
+    server, base = start_gunicorn(env, logs / "gunicorn.log", host=host)
     procs.add(server)
     return base, start_drain(procs, env, logs) if drain else []
