@@ -21,13 +21,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from experiments.engine.network import at_rtt, delivered_rtt_ms, distinct_rtts
 from experiments.engine.results import load
 from experiments.reports.plan import PHASES, loopback_runs, machine, predict, server_threads
-from experiments.reports.spread import figure, groups, path
+from experiments.reports.spread import STRATEGY_ORDER, figure, groups, path
 
 Run = dict[str, Any]
 STUDY_LOCK = (60.0, 120.0)  # the study's lock while stock remained, 2 API servers of 2 vCPU
@@ -98,23 +99,23 @@ def study_lock_rtts(results: dict[str, Any], rtts: list[float]) -> tuple[float |
     return crossing(rtts, line, STUDY_LOCK[1]), crossing(rtts, line, STUDY_LOCK[0])
 
 
-def draw(reports: list[dict[str, Any]], out: Path, max_rtt: float | None = None) -> Path:
-    """The plot of every report's points and model lines, the study marked, as a PNG through Agg.
+def _edge(points_: list[dict[str, Any]], max_rtt: float | None) -> float:
+    """A panel's right edge: ``max_rtt``, else 2.5 ms or past the largest RTT delivered (under a saturated CPU
+    that includes each waiting thread's wait for the GIL)."""
+    return max_rtt if max_rtt is not None else max([2.5, *(p["delivered_ms"] * 1.05 for p in points_)])
 
-    ``max_rtt``: the right edge, in ms (None: 2.5, or past the largest RTT delivered, which under a saturated
-    CPU includes each waiting thread's wait for the GIL).
-    """
-    if max_rtt is None:
-        delivered = [p["delivered_ms"] for results in reports for p in points(results)]
-        max_rtt = max([2.5, *(d * 1.05 for d in delivered)])
-    fig = Figure(figsize=(10, 6), layout="constrained")
-    ax = fig.add_subplot()
-    rtts = [i * max_rtt / 100 for i in range(101)]
+
+def _panel(ax: Axes, reports: list[dict[str, Any]], strategy: str, max_rtt: float | None) -> None:
+    """One strategy's points and lines over every report, the study's figures for it marked."""
+    found = [
+        (results, mine) for results in reports if (mine := [p for p in points(results) if p["strategy"] == strategy])
+    ]
+    edge = _edge([p for _, mine in found for p in mine], max_rtt)
+    rtts = [i * edge / 200 for i in range(201)]
     study_note = None
-    for k, results in enumerate(reports):
-        where = label(results)
-        shade = 1.0 if k == 0 else 0.55
-        for p in points(results):
+    for k, (results, mine) in enumerate(found):
+        where, shade = label(results), (1.0 if k == 0 else 0.55)
+        for p in mine:
             color, marker, _ = STYLE.get((p["strategy"], p["phase"]), ("C7", "x", "-"))
             tps = p["tps"]
             ax.errorbar(
@@ -128,53 +129,62 @@ def draw(reports: list[dict[str, Any]], out: Path, max_rtt: float | None = None)
                 capsize=3,
                 fillstyle="full" if k == 0 else "none",
             )
-        for strategy, n in {(p["strategy"], p["instances"]) for p in points(results)}:
+            ax.annotate(
+                f"{p['rtt_ms']:g}",
+                (p["delivered_ms"], tps.median),
+                fontsize=7,
+                alpha=0.7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        for n in sorted({p["instances"] for p in mine}):
             for phase, text in PHASES:
                 line = model_line(results, strategy, n, phase, rtts)
-                if not any(v is not None for v in line):
-                    continue
-                color, _, style = STYLE.get((strategy, phase), ("C7", "x", "-"))
-                ax.plot(
-                    rtts,
-                    line,
-                    color=color,
-                    linestyle=style,
-                    alpha=shade,
-                    label=f"{strategy} {text}, model ({where}); points: measured",
-                )
-        low, high = study_lock_rtts(results, rtts)
-        if study_note is None and low is not None:
-            study_note = (low, high)
+                if any(v is not None for v in line):
+                    color, _, style = STYLE.get((strategy, phase), ("C7", "x", "-"))
+                    ax.plot(rtts, line, color=color, linestyle=style, alpha=shade, label=f"{text}, {where}")
+        if strategy == "lock" and study_note is None:
+            low, high = study_lock_rtts(results, rtts)
+            study_note = (low, high) if low is not None else None
     if study_note:
         low, high = study_note
-        right = high if high is not None else max_rtt
+        right = high if high is not None else edge
         ax.fill_between(
             [low, right],
             *STUDY_LOCK,
             color="C3",
             alpha=0.15,
-            label=f"study lock 60-120 TPS while stock: the model at RTT {low:.2f}-{right:.2f} ms",
+            label=f"the study: 60-120 while stock, the model at {low:.2f}-{right:.2f} ms",
         )
-    for level, text in STUDY_LUA:
-        ax.axhline(level, color="C0", linewidth=0.8, linestyle="--", alpha=0.6)
-        ax.text(
-            max_rtt,
-            level,
-            f"{text} {level:,.0f} (JVM cost unknown: no RTT reproduces it)",
-            ha="right",
-            va="bottom",
-            fontsize=8,
-            color="C0",
-        )
-    ax.set(
-        xlabel="RTT between the API and Redis / the database, ms (delivered)",
-        ylabel="TPS",
-        title="TPS against RTT: measured (median, min-max) and the model's line",
-    )
+    if strategy == "lua":
+        for level, text in STUDY_LUA:
+            ax.axhline(level, color="C0", linewidth=0.8, linestyle="--", alpha=0.6)
+            ax.text(edge, level, f"{text}: {level:,.0f}", ha="right", va="bottom", fontsize=8, color="C0")
+    ax.set(xlabel="RTT delivered, ms (the number: RTT asked)", ylabel="TPS", title=strategy)
     ax.set_yscale("log")
-    ax.set_xlim(-0.05, max_rtt)
+    ax.set_xlim(-0.05 * edge, edge)
     ax.grid(alpha=0.3, which="both")
-    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    ax.legend(loc="lower left", fontsize=7)
+
+
+def draw(reports: list[dict[str, Any]], out: Path, max_rtt: float | None = None) -> Path:
+    """One panel per strategy: every report's points and model lines, the study marked; a PNG through Agg.
+
+    ``max_rtt``: every panel's right edge, in ms (None: each its own, see _edge).
+    """
+    present = {p["strategy"] for results in reports for p in points(results)}
+    strategies = sorted(present, key=lambda s: STRATEGY_ORDER.get(s, 99)) or ["lock"]
+    fig = Figure(figsize=(6 * len(strategies), 5.5), layout="constrained")
+    for i, strategy in enumerate(strategies):
+        _panel(fig.add_subplot(1, len(strategies), i + 1), reports, strategy, max_rtt)
+    fig.suptitle(
+        "TPS against RTT: measured (median, min-max; filled: a strategy's first report), the model's line from loopback"
+        + (
+            ""
+            if "lua" not in present
+            else "\nthe study's lua levels: its JVM cost a request is unknown, no RTT gives them"
+        )
+    )
     FigureCanvasAgg(fig)
     fig.savefig(out, dpi=120)
     return out
