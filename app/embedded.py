@@ -35,6 +35,7 @@ from app import children
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "redis.sock"
+LOCK_NAME = "launcher.lock"  # in the instance folder: held by make serve's launcher while it runs, its pid inside
 START_TIMEOUT_S = 30.0  # replaying a large AOF takes a while
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,10 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def serving_pid(folder: Path) -> int | None:
+    """The pid of the launcher running on ``folder`` (0 if it has not written it yet); None if none runs."""
+    try:
+        lock = open(folder / LOCK_NAME)
+    except FileNotFoundError:
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return int(lock.read().strip() or 0)
+        return None
+
+
 def stop_unless_served(folder: Path) -> int:
     """Stop the server, unless a launcher runs on it: stopping it would break the live service (exit 1)."""
-    from app.launcher import serving_pid  # the launcher's lock says whether make serve runs here
-
     pid = serving_pid(folder)
     if pid is not None:
         print(

@@ -34,10 +34,10 @@ from typing import IO
 
 from app import children, embedded
 from app.config import DEV_JWT_SECRET
+from app.embedded import LOCK_NAME, serving_pid
 from app.logs import configure as configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK_NAME = "launcher.lock"  # in the instance folder: held while a launcher runs, its pid inside
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EVERYWHERE = ("0.0.0.0", "::", "")
 STOP_TIMEOUT_S = 15.0  # SIGTERM, then SIGKILL after this: above gunicorn's graceful_timeout (10 s)
@@ -117,20 +117,6 @@ def serve(folder: Path, host: str, port: int) -> int:
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
         return Supervisor(procfile(ROOT / "Procfile"), env).run()
-
-
-def serving_pid(folder: Path) -> int | None:
-    """The pid of the launcher running on ``folder`` (0 if it has not written it yet); None if none runs."""
-    try:
-        lock = open(folder / LOCK_NAME)
-    except FileNotFoundError:
-        return None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return int(lock.read().strip() or 0)
-        return None
 
 
 def port_problem(host: str, port: int) -> str | None:

@@ -142,7 +142,8 @@ def _panel(ax: Axes, reports: list[dict[str, Any]], strategy: str, max_rtt: floa
                 line = model_line(results, strategy, n, phase, rtts)
                 if any(v is not None for v in line):
                     color, _, style = STYLE.get((strategy, phase), ("C7", "x", "-"))
-                    ax.plot(rtts, line, color=color, linestyle=style, alpha=shade, label=f"{text}, {where}")
+                    ys = [float("nan") if v is None else v for v in line]  # a gap where the model has no figure
+                    ax.plot(rtts, ys, color=color, linestyle=style, alpha=shade, label=f"{text}, {where}")
         if strategy == "lock" and study_note is None:
             low, high = study_lock_rtts(results, rtts)
             study_note = (low, high) if low is not None else None
