@@ -63,8 +63,9 @@ def title(results: dict[str, Any]) -> list[str]:
         f"- **Date:** {results['started_at']}",
         f"- **Commit:** `{results['git_commit']}`",
         f"- **Machine:** {cpu}, {m['memory_gb']} GB memory, {m['platform']}, Python {m['python']}",
-        f"- **Load:** {c['users']:,} Locust users (spawn rate {c['spawn_rate']}/s) on {c['locust_workers']} "
-        f"Locust workers, {c['duration_s']} s per run, coupon quantity {c['quantity']:,}",
+        f"- **Load:** {c['users']:,} Locust users (spawn rate {c['spawn_rate']}/s) on "
+        f"{c['locust_workers'] + (c.get('locust_workers_remote') or 0)} Locust workers, {c['duration_s']} s per run, "
+        f"coupon quantity {c['quantity']:,}",
         *target_lines(c),
         *(
             []
