@@ -92,6 +92,7 @@ class ProcessView:
     """The view of one app in this process: built, first loaded and refreshed from the process's first use."""
 
     def __init__(self, app: Flask) -> None:
+        _views.add(self)
         self._app = app
         self._pid = -1
         self._view: RevocationView | None = None
@@ -110,6 +111,11 @@ class ProcessView:
                 self._start()
             assert self._view is not None
             return self._view
+
+    def stop(self) -> None:
+        """End this process's refresher (at its next tick, within REFRESH_S); the next get() starts another."""
+        with self._lock:
+            self._view = None
 
     def _start(self) -> None:
         view = self._view = build(self._app)
@@ -133,6 +139,15 @@ class ProcessView:
             if now - self._logged_at >= LOG_EVERY_S:
                 self._logged_at = now
                 log.warning("cannot refresh the revocations (view %.1f s old): %s", view.age_s, exc)
+
+
+_views: weakref.WeakSet[ProcessView] = weakref.WeakSet()  # every app's, in this process
+
+
+def stop_all() -> None:
+    """End every refresher of this process (say, before the Redis they read goes away)."""
+    for found in list(_views):
+        found.stop()
 
 
 def build(app: Flask) -> RevocationView:

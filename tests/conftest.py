@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
+from app import create_app, revocation_view
 from app.extensions import clients, db
 from support.redis_servers import Cluster, running_cluster
 from tests import isolation
@@ -91,6 +91,7 @@ def services(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFacto
     try:
         yield given
     finally:
+        revocation_view.stop_all()  # no app's refresher keeps reading a Redis that is going away
         svc.release(given, scratch)
 
 
@@ -120,6 +121,7 @@ def app(services: svc.Services, migrated: None, strategy: str) -> Iterator[Flask
     # No context stays pushed: each test-client request gets its own, as in production, so no
     # session holds a stale snapshot across requests.
     yield app
+    app.extensions["revocation_view"].stop()  # no refresher outlives its test (nor the embedded Redis it reads)
     with app.app_context():
         clients().broker.flushdb()
         db.engine.dispose()
@@ -141,6 +143,7 @@ def cluster_app(services: svc.Services, migrated: None, cluster: Cluster, strate
         assert clients().state_redis is not clients().broker
         svc.reset(db.engine, clients().broker)
     yield app
+    app.extensions["revocation_view"].stop()
     cluster.flush()
     with app.app_context():
         clients().broker.flushdb()

@@ -215,6 +215,27 @@ def test_a_workers_start_loads_the_view_and_an_error_app_is_left_alone(app: Flas
         assert current_view().age_s < revocation_view.STALE_S
 
 
+def test_a_stopped_view_ends_its_refresher_and_the_next_use_starts_another(app: Flask) -> None:
+    """Stopped, the refresher ends within a tick, so none outlives the app's Redis (say, an embedded one)."""
+    import threading
+
+    def refreshers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "revocations" and t.is_alive()]
+
+    before = set(refreshers())
+    revocation_view.start(app)
+    (mine,) = set(refreshers()) - before
+    app.extensions["revocation_view"].stop()
+    mine.join(timeout=revocation_view.REFRESH_S * 3)
+    assert not mine.is_alive()
+    with app.app_context():
+        assert current_view().age_s < revocation_view.STALE_S  # started again on use
+    (again,) = set(refreshers()) - before
+    revocation_view.stop_all()  # as the suite does before its embedded Redis stops
+    again.join(timeout=revocation_view.REFRESH_S * 3)
+    assert not again.is_alive()
+
+
 def test_recording_gives_up_when_redis_keeps_losing_the_entries(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     make_members(app, 1)
     monkeypatch.setattr(revocations, "restore", lambda client, found: False)  # a rebuild that never lands
