@@ -1,8 +1,8 @@
 """TPS against the RTT between tiers: what was measured, what the model says, and where the study sits.
 
 ``python -m experiments.rtt REPORT [REPORT ...] --out rtt.png`` draws the runs of one or more lab reports
-(e.g. the lock's and lua's, pinned and unpinned) on one plot; a report whose runs had several RTTs draws its
-own as ``rtt.png``.
+(e.g. the lock's and lua's, pinned and unpinned) on one figure, a panel per strategy; a report whose runs had
+several RTTs draws its own as ``rtt.png``.
 
 - A point per configuration and phase: the median TPS measured, its min-max as a bar, at the median RTT the
   clients really waited (support/delay.py), not the one asked for.
