@@ -102,3 +102,23 @@ def record(run_id: str, started_at: str) -> dict[str, Any]:
 def settings(args: Any) -> dict[str, Any]:
     """Every option of the run as JSON takes it (sets sorted, paths as text)."""
     return {k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
+def load_config(args: Any, engine: sa.Engine, client: Any, database_cpu: str) -> dict[str, Any]:
+    """What results.json records of every run's load and stores, the lab's own or a target's."""
+    versions = servers(engine, client)
+    return {
+        "users": args.users,
+        "duration_s": args.duration,
+        "quantity": args.quantity,
+        "members": args.members,
+        "locust_workers": args.locust_workers,
+        "spawn_rate": args.spawn_rate,
+        "repeat": args.repeat,
+        "loadgen_cpus": sorted(args.loadgen_cpus) if args.loadgen_cpus else None,
+        "database": engine.dialect.name,
+        "database_version": versions.database,
+        "redis": f"redis {versions.redis}",
+        "database_cpu": database_cpu,
+        "settings": settings(args),
+    }

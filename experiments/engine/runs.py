@@ -52,27 +52,13 @@ class Lab:
         """The load configuration and every setting, as results.json records them."""
         a = self.args
         server = gunicorn_settings(self.server_env())
-        versions = provenance.servers(self.engine, self.client)
-        settings = provenance.settings(a)
         return {
-            "users": a.users,
-            "duration_s": a.duration,
-            "quantity": a.quantity,
-            "members": a.members,
-            "locust_workers": a.locust_workers,
+            **provenance.load_config(a, self.engine, self.client, self.db_figure),
             "server": a.server,
             "web_workers": server["workers"],
             "web_threads": server["threads"],
-            "spawn_rate": a.spawn_rate,
-            "repeat": a.repeat,
             "api_cpus": sorted(a.api_cpus) if a.api_cpus else None,
-            "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
             "rtt_ms": a.rtt_ms,
-            "database": self.engine.dialect.name,
-            "database_version": versions.database,
-            "redis": f"redis {versions.redis}",
-            "database_cpu": self.db_figure,
-            "settings": settings,
             a.server: (
                 {k: server[k] for k in ("worker_class", "workers", "threads", "worker_connections", "backlog")}
                 if a.server == "gunicorn"

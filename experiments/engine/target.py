@@ -163,29 +163,15 @@ class TargetLab:
     def config(self) -> dict[str, Any]:
         """The load configuration, what could be read of the target, and what could not be measured."""
         a = self.args
-        versions = provenance.servers(self.engine, self.client)
-        settings = provenance.settings(a)
         return {
-            "users": a.users,
-            "duration_s": a.duration,
-            "quantity": a.quantity,
-            "members": a.members,
-            "locust_workers": a.locust_workers,
+            **provenance.load_config(a, self.engine, self.client, self.db_figure),
             "locust_workers_remote": a.locust_workers_remote,
             "targets": a.target,
             "server": "target",
             "web_workers": None,
             "web_threads": None,
-            "spawn_rate": a.spawn_rate,
-            "repeat": a.repeat,
             "api_cpus": None,
-            "loadgen_cpus": sorted(a.loadgen_cpus) if a.loadgen_cpus else None,
-            "database": self.engine.dialect.name,
-            "database_version": versions.database,
-            "redis": f"redis {versions.redis}",
-            "database_cpu": self.db_figure,
             "not_measured": not_measured(self),
-            "settings": settings,
         }
 
 
